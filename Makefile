@@ -1,0 +1,36 @@
+# feedsim: every target bootstraps .venv from pyproject.toml (pinned by constraints.txt).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NAME ?= trinidad
+ARGS ?=
+
+.PHONY: setup test test-slow experiment report lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+experiment: setup
+	$(BIN)/python -m sim run experiments/$(NAME).toml $(ARGS)
+
+report: setup
+	$(BIN)/python -m sim report $(NAME)
+
+lint: setup
+	$(BIN)/ruff check sim tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) results

@@ -1,0 +1,162 @@
+"""Command line: parse, call the runner, print.  ``python -m sim --help``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sim.config import ConfigError, load, overrides_of, parse_value, reference
+from sim.runner import Runner, RunnerError, plan, summary_lines
+
+EXPERIMENTS = Path("experiments")
+
+
+def _overrides(pairs: list[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError([f"--set {pair!r}: expected key=value"])
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def _only(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise RunnerError(f"--only {text!r}: expected key=value[,key=value]")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    overrides = _overrides(args.set)
+    if args.replicates is not None:
+        overrides["replicates"] = args.replicates
+    exp = load(args.file, overrides)
+    out = Path(args.out) if args.out else Path("results") / exp.name
+    keys = plan(exp, _only(args.only))
+    jobs = args.jobs or os.cpu_count() or 1
+    print(f"{exp.name}: {len(keys)} runs ({len(exp.rankers)} rankers x {exp.replicates} replicates), "
+          f"{exp.world.users:,} users, {exp.horizon_days:g} days, {jobs} jobs -> {out}", file=sys.stderr)
+    outcomes = Runner(exp, out, jobs=jobs, force=args.force, overrides=overrides).run(keys)
+    for line in summary_lines(out, exp):
+        print(line)
+    failed = [o for o in outcomes if o.error]
+    if len(failed) < len(outcomes) or not outcomes:
+        _report(out)
+    if failed:
+        print(f"{len(failed)} run(s) failed: {', '.join(o.run_id for o in failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _report(out: Path) -> None:
+    """Draw plots/ and report.md after a run (needs matplotlib: the plots extra)."""
+    try:
+        from sim.report import ReportError, build
+    except ImportError as exc:
+        print(f"report skipped: {exc} (pip install -e '.[plots]')", file=sys.stderr)
+        return
+    try:
+        print(f"report: {build(out)}", file=sys.stderr)
+    except ReportError as exc:
+        print(f"report failed: {exc}", file=sys.stderr)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sim.report import ReportError, build
+
+    folder = Path(args.name)
+    if not folder.exists() and not args.name.endswith("/"):
+        folder = Path("results") / args.name
+    try:
+        print(build(folder))
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    exp = load(args.file, _overrides(args.set))
+    print(f"{args.file}: ok ({exp.name}: {len(exp.rankers)} rankers x {exp.replicates} replicates, "
+          f"{exp.world.users:,} users, {exp.horizon_days:g} days)")
+    tuned = overrides_of(exp)
+    for key, value in tuned.items():
+        print(f"  overrides calibrated default: {key} = {value}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for path in sorted(EXPERIMENTS.glob("*.toml")):
+        try:
+            exp = load(path)
+            first = exp.description.strip().splitlines()[0] if exp.description.strip() else ""
+        except ConfigError as exc:
+            first = f"INVALID: {exc.problems[0]}"
+        print(f"{path.stem:<22}{first}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    if args.results:
+        from sim.recording import SCHEMAS
+
+        for table, columns in SCHEMAS.items():
+            print(f"\n{table}")
+            for name, dtype, unit, meaning in columns:
+                print(f"  {name:<32}{str(dtype):<10}{unit:<13}{meaning}")
+        return 0
+    from sim.rankers import RANKERS
+
+    for key, tp, default, rng, desc in reference():
+        print(f"{key:<42}{tp:<16}{default:<22}{rng:<16}{desc}")
+    for name, cls in sorted(RANKERS.items()):
+        print(f"\nrankers params for name = \"{name}\"")
+        for key, tp, default, rng, desc in reference(cls.Params, "params"):
+            print(f"  {key:<40}{tp:<16}{default:<22}{rng:<16}{desc}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run an experiment file")
+    p.add_argument("file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key, e.g. world.users=50000 or rankers.content.explore_share=0.2")
+    p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--replicates", type=int, default=None)
+    p.add_argument("--only", default=None, help="e.g. ranker=content,replicate=0")
+    p.add_argument("--out", default=None, help="results folder (default results/<name>)")
+    p.add_argument("--force", action="store_true", help="replace results of a different configuration")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("report", help="redraw plots/ and report.md from a results folder's Parquet files")
+    p.add_argument("name", help="experiment name (results/<name>) or a results folder")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("validate", help="check an experiment file without running it")
+    p.add_argument("file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("list", help="list experiments with their descriptions")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("schema", help="print every configuration field (or --results: every result column)")
+    p.add_argument("--results", action="store_true")
+    p.set_defaults(func=cmd_schema)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, RunnerError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,507 @@
+"""Experiment configuration: frozen dataclasses built from TOML, and all validation.
+
+Every field carries its documentation in its metadata (a one-line description
+and, where it applies, an allowed range or set of choices), so the reference
+printed by ``python -m sim schema`` is generated from this module and cannot
+drift from it.  Loading collects *every* problem before failing, each named
+by file and key path::
+
+    experiments/x.toml: world.users: must be >= 2 (got -5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_TOPIC_NAMES = (
+    "#beautytok", "#crafttok", "#planttok", "#DIYtok", "#booktok", "#foodtok", "#fittok",
+    "#gamingtok", "#dancetok", "#comedytok", "#musictok", "#pettok", "#traveltok",
+    "#fashiontok", "#sciencetok", "#cartok", "#momtok", "#techtok", "#arttok", "#sportstok",
+)  # fmt: skip
+
+# Share of a day's sessions starting in each hour (UTC-like local time); evening peak.
+DEFAULT_DIURNAL = (
+    0.020, 0.012, 0.008, 0.006, 0.006, 0.010, 0.022, 0.034, 0.040, 0.040, 0.042, 0.046,
+    0.050, 0.048, 0.046, 0.046, 0.050, 0.056, 0.062, 0.068, 0.074, 0.076, 0.060, 0.038,
+)  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """Raised with every problem found in an experiment file, one per line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def knob(default: Any = dataclasses.MISSING, desc: str = "", *, lo: float | None = None,
+         hi: float | None = None, choices: tuple[str, ...] | None = None, unit: str = "",
+         default_factory: Callable[[], Any] | None = None) -> Any:
+    """A documented dataclass field: description, unit and allowed range live here."""
+    meta = {"desc": desc, "lo": lo, "hi": hi, "choices": choices, "unit": unit}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- world
+
+
+@dataclass(frozen=True)
+class PlantedAccount:
+    """An account whose follower count the experiment fixes exactly."""
+
+    name: str = knob(desc="label used by events, products and result tables")
+    followers: int = knob(desc="exact number of (real, active) followers at t=0", lo=0)
+    topic: str = knob(desc="the account's micro-community (a topic name)")
+    posting_rate: float = knob(0.0, "background posts per day besides scenario posts", lo=0, unit="1/day")
+    bought_followers: int = knob(0, "inactive (bought) followers added at t=0; they never watch", lo=0)
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product with finite inventory, sold through posts that carry it."""
+
+    name: str = knob(desc="label used by events and result tables")
+    seller: str = knob(desc="name of the planted account that sells it")
+    price: float = knob(20.0, "unit price", lo=0, unit="currency")
+    inventory: int = knob(100, "units in stock at t=0", lo=0, unit="units")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Users, creators, the follow graph and content supply."""
+
+    users: int = knob(10_000, "number of users (every creator is also a user)", lo=2)
+    topics: tuple[str, ...] = knob(default_factory=lambda: DEFAULT_TOPIC_NAMES,
+                                   desc="names of the micro-communities (topics)")
+    interest_concentration: float = knob(0.15, "Dirichlet concentration of user interests over topics "
+                                         "(small: 1-3 dominant micro-communities)", lo=0.01, hi=10)
+    attention_mean_minutes: float = knob(60.0, "mean daily attention budget on an active day", lo=1, hi=600,
+                                         unit="min")
+    attention_sigma: float = knob(0.8, "log-normal sigma of the daily attention budget (skew)", lo=0, hi=3)
+    daily_active_share: float = knob(0.55, "mean probability that a user opens the app on a given day "
+                                     "(a per-user Beta trait; DAU/MAU-like)", lo=0.01, hi=1)
+    sessions_per_day: float = knob(6.0, "mean sessions on an active day", lo=0.1, hi=100, unit="1/day")
+    diurnal: tuple[float, ...] = knob(default_factory=lambda: DEFAULT_DIURNAL,
+                                      desc="relative session rate for each of the 24 hours of the day")
+    posting_rate_mean: float = knob(0.04, "mean posts per user per day", lo=0, hi=50, unit="1/day")
+    posting_rate_sigma: float = knob(2.0, "log-normal sigma of posting rates (heavy tail: few make most "
+                                     "posts)", lo=0, hi=5)
+    follows_mean: float = knob(40.0, "mean accounts followed per user", lo=0, hi=5000)
+    follows_sigma: float = knob(1.0, "log-normal sigma of accounts followed per user", lo=0, hi=3)
+    homophily: float = knob(0.7, "share of follows chosen within the user's main topic", lo=0, hi=1)
+    preferential: float = knob(0.8, "share of follows chosen by preferential attachment (rest uniform)",
+                               lo=0, hi=1)
+    post_length_median_s: float = knob(30.0, "median post length", lo=1, hi=3600, unit="s")
+    post_length_sigma: float = knob(0.8, "log-normal sigma of post length", lo=0, hi=3)
+    authenticity_a: float = knob(6.0, "Beta(a, b) of post authenticity (1 = real, 0 = retouched): a", lo=0.01)
+    authenticity_b: float = knob(2.0, "Beta(a, b) of post authenticity: b", lo=0.01)
+    polish_sensitivity_mean: float = knob(1.0, "mean of the per-user sensitivity to polish (exponential)",
+                                          lo=0, hi=20)
+    accounts: tuple[PlantedAccount, ...] = knob(default_factory=tuple,
+                                                desc="planted accounts ([[world.accounts]] tables)")
+    products: tuple[Product, ...] = knob(default_factory=tuple, desc="products ([[world.products]] tables)")
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+@dataclass(frozen=True)
+class BehaviorConfig:
+    """Response-model coefficients (logistic links).  One calibrated set shared by
+    every experiment; see README "Calibration"."""
+
+    watch_intercept: float = knob(-0.9, "watch-fraction logit at average quality and no interest")
+    watch_quality: float = knob(0.55, "watch-fraction logit per unit of latent quality")
+    watch_affinity: float = knob(1.2, "watch-fraction logit at full interest in the post's topic")
+    watch_polish: float = knob(0.9, "watch-fraction logit lost per unit of polish x sensitivity")
+    watch_length: float = knob(0.35, "watch-fraction logit lost per doubling of post length over 30 s")
+    watch_noise: float = knob(1.0, "sd of the per-impression watch-fraction logit noise", lo=0)
+    complete_at: float = knob(0.9, "watch fraction that counts as a completion", lo=0.01, hi=1)
+    swipe_seconds: float = knob(1.5, "time to swipe to the next post", lo=0, unit="s")
+    like_intercept: float = knob(-5.3, "like logit at zero watch, average quality")
+    like_watch: float = knob(2.6, "like logit per unit of watch fraction")
+    like_quality: float = knob(0.7, "like logit per unit of quality")
+    like_polish: float = knob(1.0, "like logit lost per unit of polish x sensitivity")
+    comment_intercept: float = knob(-8.1, "comment logit at zero watch")
+    comment_watch: float = knob(2.4, "comment logit per unit of watch fraction")
+    comment_quality: float = knob(0.6, "comment logit per unit of quality")
+    share_intercept: float = knob(-8.4, "share logit at zero watch")
+    share_watch: float = knob(2.6, "share logit per unit of watch fraction")
+    share_quality: float = knob(0.9, "share logit per unit of quality")
+    follow_intercept: float = knob(-8.8, "follow logit at zero watch (viewer not yet following)")
+    follow_watch: float = knob(2.8, "follow logit per unit of watch fraction")
+    follow_quality: float = knob(0.8, "follow logit per unit of quality")
+    purchase_intercept: float = knob(-8.0, "purchase logit for a product post, no social proof")
+    purchase_watch: float = knob(2.5, "purchase logit per unit of watch fraction")
+    purchase_affinity: float = knob(1.0, "purchase logit at full interest in the topic")
+    purchase_social_proof: float = knob(0.25, "purchase logit per unit of log1p(likes + 5 x comments)")
+    engagement_polish_scale: float = knob(1.0, "how strongly polish x sensitivity acts on comment, share "
+                                          "and follow (multiplies like_polish)", lo=0)
+
+
+# --------------------------------------------------------------------------- run
+
+
+@dataclass(frozen=True)
+class PostEvent:
+    """A scheduled scenario post: account ``account`` posts at ``at_hours``."""
+
+    name: str = knob(desc="label of the post in result tables (tracked)")
+    account: str = knob(desc="name of the planted account that posts it")
+    at_hours: float = knob(0.0, "simulated time of the post (0 = end of warm-up)", lo=0, unit="h")
+    topic: str = knob("", "topic name; empty = the account's topic")
+    quality_quantile: float = knob(0.5, "latent quality as a quantile of the population's quality "
+                                   "distribution", lo=1e-6, hi=1 - 1e-6)
+    authenticity: float = knob(0.9, "authenticity (1 = real, 0 = retouched)", lo=0, hi=1)
+    length_s: float = knob(30.0, "post length", lo=1, hi=3600, unit="s")
+    product: str = knob("", "name of a product the post sells; empty = none")
+
+
+@dataclass(frozen=True)
+class RankerSpec:
+    """One ``[[rankers]]`` table: which ranker, its label and its params."""
+
+    name: str = knob(desc="registered ranker name or 'module:Class'")
+    label: str = knob("", "label in result tables (defaults to the name)")
+    params: Any = knob(default_factory=dict, desc="ranker parameters, validated by the ranker's Params")
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    """What is written besides the per-post and per-run tables."""
+
+    impression_sample_rate: float = knob(0.0005, "share of impressions written to impressions/ "
+                                         "(impressions of tracked posts are always written)", lo=0, hi=1)
+    snapshot_hours: float = knob(1.0, "interval of tracked-entity snapshots", lo=0.01, unit="h")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment file."""
+
+    name: str = knob("", "experiment name (defaults to the file's stem); results/<name>/")
+    description: str = knob("", "what the experiment shows, and why its world is sized as it is")
+    seed: int = knob(1, "base seed; every random stream derives from it", lo=0)
+    replicates: int = knob(2, "replicates per ranker (paired across rankers)", lo=1, hi=10_000)
+    horizon_days: float = knob(1.0, "simulated time after warm-up", lo=0.001, hi=365, unit="day")
+    warmup_hours: float = knob(12.0, "simulated time before t=0 that fills the platform with posts",
+                               lo=0, hi=720, unit="h")
+    tick_seconds: float = knob(60.0, "sessions starting inside one tick are served as one batch",
+                               lo=0.5, hi=3600, unit="s")
+    focal: str = knob("", "the primary tracked post (an event name) for focal_* columns; "
+                      "empty = the first event")
+    baseline: str = knob("", "label of the ranker paired differences are taken against")
+    world: WorldConfig = knob(default_factory=WorldConfig, desc="[world]")
+    behavior: BehaviorConfig = knob(default_factory=BehaviorConfig, desc="[behavior]")
+    events: tuple[PostEvent, ...] = knob(default_factory=tuple, desc="scheduled posts ([[events]] tables)")
+    rankers: tuple[RankerSpec, ...] = knob(default_factory=tuple, desc="rankers to compare ([[rankers]])")
+    recording: RecordingConfig = knob(default_factory=RecordingConfig, desc="[recording]")
+
+    @property
+    def warmup_s(self) -> float:
+        return self.warmup_hours * 3600.0
+
+    @property
+    def horizon_s(self) -> float:
+        return self.horizon_days * 86400.0
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if _is_dataclass_type(tp):
+        return "table"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, problems: list[str], meta: Mapping[str, Any]) -> Any:
+    """Convert a TOML value to ``tp``, appending a problem (and returning None) on failure."""
+    origin = typing.get_origin(tp)
+    if _is_dataclass_type(tp):
+        if not isinstance(value, Mapping):
+            problems.append(f"{key}: expected a table (got {value!r})")
+            return None
+        return build(tp, value, key, problems)
+    if origin is tuple:
+        (inner,) = typing.get_args(tp)[:1]
+        if not isinstance(value, list):
+            problems.append(f"{key}: expected a list of {_type_name(inner)} (got {value!r})")
+            return None
+        items = [_coerce(v, inner, f"{key}[{i}]", problems, meta) for i, v in enumerate(value)]
+        return tuple(items)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{key}: expected true or false (got {value!r})")
+            return None
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{key}: expected an integer (got {value!r})")
+            return None
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            problems.append(f"{key}: expected a number (got {value!r})")
+            return None
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            problems.append(f"{key}: expected a string (got {value!r})")
+            return None
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    problem = None
+    if lo is not None and value < lo:
+        problem = f"{key}: must be >= {lo:g} (got {value!r})"
+    elif hi is not None and value > hi:
+        problem = f"{key}: must be <= {hi:g} (got {value!r})"
+    elif choices is not None and value not in choices:
+        problem = f"{key}: must be one of {', '.join(choices)} (got {value!r})"
+    if problem:
+        problems.append(problem)
+        return None  # the caller keeps the default, so later checks see a sane value
+    return value
+
+
+def build(cls: type[T], table: Mapping[str, Any], prefix: str, problems: list[str]) -> T:
+    """Build dataclass ``cls`` from a TOML table; append every problem to ``problems``.
+
+    Unknown keys and missing required keys are problems.  Returns a best-effort
+    instance (defaults where values were bad) so that later checks can go on.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key in table:
+        if key not in fields:
+            known = ", ".join(fields)
+            problems.append(f"{_join(prefix, key)}: unknown key (known: {known})")
+    for name, f in fields.items():
+        key = _join(prefix, name)
+        if name in table:
+            value = _coerce(table[name], hints[name], key, problems, f.metadata)
+            if value is not None:
+                kwargs[name] = value
+                continue
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            problems.append(f"{key}: required ({f.metadata.get('desc', '')})")
+        kwargs[name] = _placeholder(f, hints[name])
+    return cls(**kwargs)
+
+
+def _placeholder(f: dataclasses.Field[Any], tp: Any) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return {int: 0, float: 0.0, str: "", bool: False}.get(tp)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+# --------------------------------------------------------------------------- cross-field checks
+
+
+def _check_references(exp: Experiment, problems: list[str]) -> None:
+    from sim.rankers import resolve_ranker  # local: rankers import config
+
+    world = exp.world
+    topics = set(world.topics)
+    if len(world.topics) < 1:
+        problems.append("world.topics: need at least one topic")
+    if len(topics) != len(world.topics):
+        problems.append("world.topics: names must be unique")
+    if len(world.diurnal) != 24 or any(w < 0 for w in world.diurnal) or sum(world.diurnal) <= 0:
+        problems.append(f"world.diurnal: expected 24 non-negative weights with a positive sum "
+                        f"(got {len(world.diurnal)} values)")
+    accounts = {}
+    for i, acc in enumerate(world.accounts):
+        key = f"world.accounts[{i}]"
+        if acc.name in accounts:
+            problems.append(f"{key}.name: duplicate account name {acc.name!r}")
+        accounts[acc.name] = acc
+        if acc.topic not in topics:
+            problems.append(f"{key}.topic: unknown topic {acc.topic!r} (known: {', '.join(world.topics)})")
+        if acc.followers > world.users - len(world.accounts):
+            problems.append(f"{key}.followers: {acc.followers} followers cannot be planted among "
+                            f"{world.users} users (at most {world.users - len(world.accounts)})")
+    if len(world.accounts) > world.users:
+        problems.append(f"world.accounts: {len(world.accounts)} planted accounts exceed world.users")
+    products = {}
+    for i, prod in enumerate(world.products):
+        if prod.seller not in accounts:
+            problems.append(f"world.products[{i}].seller: unknown account {prod.seller!r}")
+        products[prod.name] = prod
+    names = set()
+    for i, ev in enumerate(exp.events):
+        key = f"events[{i}]"
+        names.add(ev.name)
+        if ev.account not in accounts:
+            problems.append(f"{key}.account: unknown account {ev.account!r} "
+                            f"(known: {', '.join(accounts) or 'none planted'})")
+        if ev.topic and ev.topic not in topics:
+            problems.append(f"{key}.topic: unknown topic {ev.topic!r}")
+        if ev.product and ev.product not in products:
+            problems.append(f"{key}.product: unknown product {ev.product!r}")
+        if ev.at_hours * 3600 >= exp.horizon_s:
+            problems.append(f"{key}.at_hours: {ev.at_hours} h is not before the horizon "
+                            f"({exp.horizon_days:g} days = {exp.horizon_s / 3600:g} h)")
+    if exp.focal and exp.focal not in names:
+        problems.append(f"focal: unknown event {exp.focal!r} (known: {', '.join(sorted(names)) or 'none'})")
+    if not exp.rankers:
+        problems.append("rankers: at least one [[rankers]] table is required")
+    labels: set[str] = set()
+    specs = []
+    for i, spec in enumerate(exp.rankers):
+        key = f"rankers[{i}]"
+        label = spec.label or spec.name
+        if label in labels:
+            problems.append(f"{key}.label: duplicate ranker label {label!r}")
+        labels.add(label)
+        params = spec.params
+        try:
+            ranker_cls = resolve_ranker(spec.name)
+        except (KeyError, ImportError, AttributeError) as exc:
+            problems.append(f"{key}.name: {exc.args[0] if exc.args else exc}")
+            specs.append(spec)
+            continue
+        if not isinstance(params, Mapping):
+            problems.append(f"{key}.params: expected a table (got {params!r})")
+            params = {}
+        built = build(ranker_cls.Params, params, f"{key}.params", problems)
+        specs.append(dataclasses.replace(spec, label=label, params=built))
+    object.__setattr__(exp, "rankers", tuple(specs))
+    if exp.baseline and exp.baseline not in labels:
+        problems.append(f"baseline: unknown ranker label {exp.baseline!r} (known: {', '.join(sorted(labels))})")
+
+
+def parse(table: Mapping[str, Any], source: str = "<config>") -> Experiment:
+    """Validate a parsed TOML table into an :class:`Experiment` (raises :class:`ConfigError`)."""
+    problems: list[str] = []
+    exp = build(Experiment, table, "", problems)
+    # build() leaves defaults where values were bad, so cross-field checks can still run and
+    # every problem is reported at once.
+    _check_references(exp, problems)
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    if not exp.name:
+        object.__setattr__(exp, "name", Path(source).stem)
+    if not exp.focal and exp.events:
+        object.__setattr__(exp, "focal", exp.events[0].name)
+    return exp
+
+
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Experiment:
+    """Read, override and validate an experiment file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: TOML syntax error: {exc}"]) from None
+    if overrides:
+        table = apply_overrides(table, overrides, str(path))
+    return parse(table, str(path))
+
+
+def apply_overrides(table: Mapping[str, Any], overrides: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Apply ``--set a.b=value`` overrides; ``rankers.<label>.k`` addresses a ranker's params."""
+    import copy
+
+    out: dict[str, Any] = copy.deepcopy(dict(table))
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        if parts[0] == "rankers" and len(parts) >= 3:
+            matches = [r for r in out.get("rankers", []) if (r.get("label") or r.get("name")) == parts[1]]
+            if not matches:
+                raise ConfigError([f"{source}: --set {dotted}: no ranker labelled {parts[1]!r}"])
+            node = matches[0].setdefault("params", {})
+            parts = parts[2:]
+        else:
+            node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError([f"{source}: --set {dotted}: {part} is not a table"])
+        node[parts[-1]] = value
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """Parse the value of ``--set key=value`` as a TOML value (bare words are strings)."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def overrides_of(exp: Experiment) -> dict[str, Any]:
+    """Behaviour fields that differ from the calibrated defaults (shown by ``validate``)."""
+    base = BehaviorConfig()
+    return {f"behavior.{f.name}": getattr(exp.behavior, f.name) for f in dataclasses.fields(BehaviorConfig)
+            if getattr(exp.behavior, f.name) != getattr(base, f.name)}
+
+
+def to_dict(obj: Any) -> Any:
+    """A JSON-able view of a config object (for the manifest)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def reference(cls: type = Experiment, prefix: str = "") -> list[tuple[str, str, str, str, str]]:
+    """Rows (key, type, default, range, description) for every field, recursively."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        key = _join(prefix, f.name)
+        meta = f.metadata
+        inner = typing.get_args(tp)[0] if typing.get_origin(tp) is tuple else None
+        if _is_dataclass_type(tp):
+            rows.extend(reference(tp, key))
+            continue
+        if inner is not None and _is_dataclass_type(inner):
+            rows.extend(reference(inner, f"{key}[]"))
+            continue
+        default = ("(required)" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                   else repr(f.default if f.default is not dataclasses.MISSING else f.default_factory()))
+        rng = ""
+        if meta.get("lo") is not None or meta.get("hi") is not None:
+            rng = f"[{meta.get('lo', '')}, {meta.get('hi', '') if meta.get('hi') is not None else '∞'}]"
+        if meta.get("choices"):
+            rng = " | ".join(meta["choices"])
+        desc = meta.get("desc", "") + (f" ({meta['unit']})" if meta.get("unit") else "")
+        rows.append((key, _type_name(tp), default, rng, desc))
+    return rows
+

@@ -1,0 +1,339 @@
+"""One simulation on a SimPy clock.  The only module that imports simpy.
+
+Processes say what happens in simulated time; the vectorised work lives in
+plain methods they call.  Time is in seconds; the clock starts at
+``-warmup_s`` so that t = 0 is the end of the warm-up and scenario times
+read naturally.  Sessions starting inside one tick window are served as one
+batch; every event in a window sees the state as of the window's start.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from sim import behavior
+from sim.config import Experiment, RankerSpec
+from sim.rankers import Feedback, Ranker, resolve_ranker
+from sim.rankers.base import channel_group
+from sim.recording import Recorder
+from sim.rng import streams
+from sim.state import PlatformState, SeenFilter
+from sim.world import Posts, World, build_world, draw_posts, quality_at_quantile
+
+DAY = 86400.0
+FIRST_SLATE = 8
+MAX_SLATE = 64
+MERGE_FOLLOWS_HOURS = 6.0
+
+
+@dataclass
+class Tracked:
+    """Scenario posts and planted accounts whose trajectories are recorded."""
+
+    post_names: list[str]
+    post_ids: list[int]
+    followers_at_post: list[np.ndarray]  # sorted follower ids of the author when posted
+
+
+class Simulation:
+    """One run: a world, one ranker, one replicate's random streams.
+
+    Parameters
+    ----------
+    exp : Experiment
+    spec : RankerSpec
+        The ranker (``params`` already validated).
+    replicate : int
+    world : World, optional
+        A pre-built world of this replicate (built from the ``world`` stream if
+        omitted).  Worlds are mutated by a run, so pass a fresh copy.
+    """
+
+    def __init__(self, exp: Experiment, spec: RankerSpec, replicate: int, world: World | None = None):
+        self.exp = exp
+        self.spec = spec
+        self.replicate = replicate
+        self.rngs = streams(exp.seed, replicate)
+        self.world = world if world is not None else build_world(exp, self.rngs["world"])
+        self.users = self.world.users
+        self.posts = Posts()
+        self.env = simpy.Environment(initial_time=-exp.warmup_s)
+        self.dt = exp.tick_seconds
+        self.end = exp.horizon_s
+        days = (exp.warmup_s + exp.horizon_s) / DAY
+        self.state = PlatformState(self.world, self.posts, SeenFilter(self._expected_views(days)))
+        ranker_cls = resolve_ranker(spec.name)
+        self.ranker: Ranker = ranker_cls(spec.params, self.rngs["ranker"])
+        self.recorder = Recorder(exp, spec.label or spec.name, replicate, self.world, self.posts)
+        self.tracked = Tracked([], [], [])
+        self.session_rate = self.users.active_share * exp.world.sessions_per_day / DAY  # (n,) per s
+        self.session_cum = np.cumsum(self.session_rate, dtype=np.float64)
+        self.posting_cum = np.cumsum(self.users.posting_rate.astype(np.float64) / DAY)
+        diurnal = np.asarray(exp.world.diurnal, dtype=np.float64)
+        self.diurnal = diurnal / diurnal.mean()  # multiplier per hour, mean 1
+        n_days = int(np.ceil(days)) + 1
+        self.watch_by_day = np.zeros((n_days, self.users.n), dtype=np.float32)
+        self.budget_by_day = np.zeros((n_days, self.users.n), dtype=np.float32)
+        self.sellout_events = [self.env.event() for _ in self.world.products.names]
+        self.impressions = 0
+        self.wall_s = 0.0
+
+    def _expected_views(self, days: float) -> np.ndarray:
+        w = self.exp.world
+        mean_length = w.post_length_median_s * np.exp(w.post_length_sigma**2 / 2)
+        per_view = 0.4 * mean_length + self.exp.behavior.swipe_seconds
+        return 2.0 * self.users.active_share * self.users.attention_s * days / per_view + 50
+
+    # ------------------------------------------------------------------ processes
+
+    def run(self) -> Recorder:
+        """Run to the horizon; returns the recorder holding the result tables."""
+        started = time.perf_counter()
+        env = self.env
+        self.ranker.start(self.state)
+        env.process(self.posting())
+        for i, event in enumerate(self.exp.events):
+            env.process(self.scenario_post(i, event))
+        env.process(self.reviews())
+        env.process(self.sessions())
+        env.process(self.snapshots())
+        env.process(self.follow_merges())
+        for i in range(len(self.sellout_events)):
+            env.process(self.sellout(i))
+        env.run(until=self.end)
+        self.wall_s = time.perf_counter() - started
+        self.recorder.finish(self)
+        return self.recorder
+
+    def posting(self):  # type: ignore[no-untyped-def]
+        """Background posts: creators post at their (heavy-tailed) rates."""
+        while True:
+            self.post_background(self.env.now)
+            yield self.env.timeout(self.dt)
+
+    def scenario_post(self, index: int, event):  # type: ignore[no-untyped-def]
+        """A scheduled scenario post: a given account posts a given post at a given time."""
+        yield self.env.timeout(event.at_hours * 3600.0 - self.env.now)
+        self.post_scenario(index, event, self.env.now)
+
+    def reviews(self):  # type: ignore[no-untyped-def]
+        """The ranker's periodic review (traffic-pool promotion decisions)."""
+        while True:
+            decisions = self.ranker.review(self.env.now)
+            if decisions is not None:
+                self.recorder.promotions(decisions, self.env.now)
+            yield self.env.timeout(self.dt)
+
+    def sessions(self):  # type: ignore[no-untyped-def]
+        """Sessions starting in each tick window, served as one batch."""
+        while True:
+            users, seconds = self.arrivals(self.env.now)
+            self.serve(users, seconds, self.env.now)
+            yield self.env.timeout(self.dt)
+
+    def snapshots(self):  # type: ignore[no-untyped-def]
+        """Hourly snapshots of tracked posts, accounts and products."""
+        while True:
+            self.recorder.snapshot(self, self.env.now)
+            yield self.env.timeout(self.exp.recording.snapshot_hours * 3600.0)
+
+    def follow_merges(self):  # type: ignore[no-untyped-def]
+        """New follows reach follower feeds when the append buffer is merged."""
+        while True:
+            yield self.env.timeout(MERGE_FOLLOWS_HOURS * 3600.0)
+            self.state.merge_follows()
+
+    def sellout(self, product: int):  # type: ignore[no-untyped-def]
+        """Wait for a product's stock to run out and record when."""
+        yield self.sellout_events[product]
+        self.recorder.sellout(product, self.env.now)
+
+    # ------------------------------------------------------------------ vectorised work
+
+    def hour_factor(self, now: float) -> float:
+        return float(self.diurnal[int((now % DAY) // 3600)])
+
+    def arrivals(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Users starting a session in ``[now, now + dt)`` and their session lengths (s).
+
+        Drawn only from the ``arrivals`` stream, so every ranker of a
+        replicate sees the same arrivals.  A user drawn twice gets one session
+        of the summed length.
+        """
+        rng = self.rngs["arrivals"]
+        total = self.session_cum[-1]
+        m = rng.poisson(total * self.dt * self.hour_factor(now))
+        users = np.searchsorted(self.session_cum, rng.random(m) * total, side="right")
+        mean_session = self.users.attention_s[users] / self.exp.world.sessions_per_day
+        seconds = mean_session * rng.gamma(2.0, 0.5, m).astype(np.float32)
+        users, inverse = np.unique(users, return_inverse=True)
+        return users, np.bincount(inverse, weights=seconds, minlength=len(users))
+
+    def post_background(self, now: float) -> None:
+        rng = self.rngs["posting"]
+        total = self.posting_cum[-1]
+        if total <= 0:
+            return
+        m = rng.poisson(total * self.dt * self.hour_factor(now))
+        authors = np.searchsorted(self.posting_cum, rng.random(m) * total, side="right")
+        self.add_posts(draw_posts(self.users, authors, self.exp.world, rng), now)
+
+    def post_scenario(self, index: int, event, now: float) -> None:  # type: ignore[no-untyped-def]
+        world = self.world
+        author = world.accounts[event.account]
+        topic = world.topics.index(event.topic) if event.topic else int(self.users.main_topic[author])
+        product = world.products.names.index(event.product) if event.product else -1
+        columns = {
+            "author": np.array([author]), "topic": np.array([topic]),
+            "quality": np.array([quality_at_quantile(event.quality_quantile)]),
+            "authenticity": np.array([event.authenticity]), "length_s": np.array([event.length_s]),
+            "product": np.array([product]), "event": np.array([index]),
+        }  # fmt: skip
+        (post,) = self.add_posts(columns, now)
+        followers = self.state.followers_of(author)
+        self.tracked.post_names.append(event.name)
+        self.tracked.post_ids.append(int(post))
+        self.tracked.followers_at_post.append(followers)
+        self.recorder.track_post(event.name, int(post))
+
+    def add_posts(self, columns: dict[str, np.ndarray], now: float) -> np.ndarray:
+        authors = np.asarray(columns["author"], dtype=np.int64)
+        ids = self.posts.append(**columns, created_at=np.full(len(authors), now),
+                                author_followers_at_post=self.state.follower_counts[authors])
+        self.state.author_posts.push(authors, ids)
+        self.state.topic_posts.push(np.asarray(columns["topic"], dtype=np.int64), ids)
+        return ids
+
+    def serve(self, users: np.ndarray, seconds: np.ndarray, now: float) -> None:
+        """Serve one tick's sessions in rounds of slates until every session's time is used
+        or its feed runs out."""
+        self.state.now = now
+        day = int((now + self.exp.warmup_s) // DAY)
+        np.add.at(self.budget_by_day[day], users, seconds.astype(np.float32))
+        remaining = seconds.astype(np.float64)
+        position = np.zeros(len(users), dtype=np.int32)
+        active = np.arange(len(users))
+        k = FIRST_SLATE
+        while len(active):
+            slate = self.ranker.rank(users[active], now, k)
+            spent, served, exhausted = self.consume(users[active], slate, remaining[active], position[active], now)
+            np.add.at(self.watch_by_day[day], users[active], spent.astype(np.float32))
+            remaining[active] -= spent
+            position[active] += served
+            active = active[(remaining[active] > 0) & ~exhausted]
+            if len(active):
+                per_view = max(float(spent.sum()) / max(int(served.sum()), 1), 1.0)
+                # Slates long enough for most remaining sessions: fewer, larger rounds.
+                k = int(np.clip(np.ceil(np.quantile(remaining[active], 0.9) / per_view), 4, MAX_SLATE))
+
+    def consume(self, users: np.ndarray, slate, remaining: np.ndarray, position: np.ndarray,
+                now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Watch a slate: each user swipes until their session's time is used.
+
+        Returns per user the seconds spent, the impressions served and whether
+        the feed ran out.
+        """
+        b, k = slate.post_ids.shape
+        valid = np.logical_and.accumulate(slate.post_ids >= 0, axis=1)
+        posts, u = self.posts, self.users
+        row, col = np.nonzero(valid)
+        post = slate.post_ids[row, col]
+        viewer = users[row]
+        beh = self.exp.behavior
+        rng = self.rngs["behavior"]
+        topic = posts.topic[post].astype(np.int64)
+        affinity = self.state.affinity[viewer, topic]
+        polish = (1.0 - posts.authenticity[post]) * u.polish_sensitivity[viewer]
+        quality = posts.quality[post]
+        length = posts.length_s[post]
+        fraction = behavior.watch_fraction(beh, quality, affinity, polish, length, rng)
+        seconds = np.zeros((b, k))
+        seconds[row, col] = behavior.watch_seconds(beh, fraction, length)
+        before = np.cumsum(seconds, axis=1) - seconds
+        taken = valid & (before < remaining[:, None])
+        keep = taken[row, col]
+        spent = (seconds * taken).sum(axis=1)
+        served = taken.sum(axis=1).astype(np.int32)
+        exhausted = ~valid.all(axis=1) & (served == valid.sum(axis=1))
+        self.apply(viewer[keep], post[keep], slate.channel[row, col][keep], (position[row] + col)[keep],
+                   fraction[keep], affinity[keep], polish[keep], quality[keep], now)
+        return spent, served, exhausted
+
+    def apply(self, viewer: np.ndarray, post: np.ndarray, channel: np.ndarray, position: np.ndarray,
+              fraction: np.ndarray, affinity: np.ndarray, polish: np.ndarray, quality: np.ndarray,
+              now: float) -> None:
+        """Draw reactions for watched impressions and update every counter (state changes here)."""
+        beh = self.exp.behavior
+        rng = self.rngs["behavior"]
+        posts, st = self.posts, self.state
+        m = len(post)
+        self.impressions += m
+        react = behavior.reactions(beh, fraction, quality, polish, rng)
+        author = posts.author[post].astype(np.int64)
+        followed = self.new_follows(viewer, author, react.follow_intent)
+        purchased = self.purchases(viewer, post, fraction, affinity, now)
+        completed = fraction >= beh.complete_at
+        cols = posts.cols
+        np.add.at(cols["views"], post, 1)
+        np.add.at(cols["watch_s"], post, fraction * posts.length_s[post])
+        for name, mask in (("likes", react.liked), ("comments", react.commented), ("shares", react.shared),
+                           ("follows", followed), ("purchases", purchased), ("completions", completed)):
+            np.add.at(cols[name], post[mask], 1)
+        group = channel_group(channel)
+        for g, name in enumerate(("views_following", "views_reshare", "views_pool", "views_explore",
+                                  "views_other")):
+            np.add.at(cols[name], post[group == g], 1)
+        shared = react.shared
+        st.reshares.push(viewer[shared], post[shared])
+        st.seen.add(viewer, post)
+        feedback = Feedback(user=viewer, post=post, channel=channel, position=position,
+                            watch_fraction=fraction, completed=completed, liked=react.liked,
+                            commented=react.commented, shared=react.shared, followed=followed,
+                            purchased=purchased)
+        self.ranker.observe(feedback)
+        self.recorder.impressions(feedback, now, self.tracked)
+
+    def new_follows(self, viewer: np.ndarray, author: np.ndarray, intent: np.ndarray) -> np.ndarray:
+        """Turn follow intents into follows: not yourself, not twice, once per pair."""
+        idx = np.flatnonzero(intent & (viewer != author))
+        followed = np.zeros(len(viewer), dtype=bool)
+        if len(idx) == 0:
+            return followed
+        idx = idx[~self.state.is_following(viewer[idx], author[idx])]
+        _, first = np.unique(viewer[idx] * self.users.n + author[idx], return_index=True)
+        idx = idx[first]
+        followed[idx] = True
+        self.state.add_follows(viewer[idx], author[idx])
+        return followed
+
+    def purchases(self, viewer: np.ndarray, post: np.ndarray, fraction: np.ndarray, affinity: np.ndarray,
+                  now: float) -> np.ndarray:
+        """Purchases from product posts, in impression order, limited by stock."""
+        purchased = np.zeros(len(post), dtype=bool)
+        product = self.posts.product[post]
+        products = self.world.products
+        idx = np.flatnonzero(product >= 0)
+        if len(idx) == 0:
+            return purchased
+        idx = idx[products.inventory[product[idx]] > 0]
+        posts = self.posts
+        proof = behavior.social_proof(posts.likes[post[idx]] + posts.bought_likes[post[idx]],
+                                      posts.comments[post[idx]])
+        intent = behavior.purchase_intent(self.exp.behavior, fraction[idx], affinity[idx], proof,
+                                          self.rngs["behavior"])
+        idx = idx[intent]
+        sold = behavior.allocate_stock(product[idx], products.inventory)
+        idx = idx[sold]
+        purchased[idx] = True
+        counts = np.bincount(product[idx], minlength=len(products.names))
+        before = products.inventory.copy()
+        products.inventory -= counts
+        products.sold += counts
+        for i in np.flatnonzero((before > 0) & (products.inventory == 0)):
+            products.sellout_at[i] = now
+            self.sellout_events[i].succeed()
+        return purchased

@@ -1,0 +1,92 @@
+"""Metrics: pure functions over arrays and tables.  Nothing here plots or writes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative values (0 = equal, 1 = one takes all).
+
+    >>> gini(np.array([1, 1, 1, 1]))
+    0.0
+    >>> round(gini(np.array([0, 0, 0, 4])), 2)
+    0.75
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = len(x)
+    if n == 0 or x.sum() == 0:
+        return 0.0
+    cum = np.cumsum(x)
+    return float((n + 1 - 2 * (cum / cum[-1]).sum()) / n)
+
+
+def lorenz(values: np.ndarray, points: int = 101) -> tuple[np.ndarray, np.ndarray]:
+    """Lorenz curve: (population share, value share), each shape ``(points,)``."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    if len(x) == 0 or x.sum() == 0:
+        grid = np.linspace(0, 1, points)
+        return grid, grid
+    cum = np.concatenate([[0.0], np.cumsum(x)]) / x.sum()
+    pop = np.linspace(0, 1, len(cum))
+    grid = np.linspace(0, 1, points)
+    return grid, np.interp(grid, pop, cum)
+
+
+def breakout_rate(views: np.ndarray, followers: np.ndarray, lo: int = 10, hi: int = 99,
+                  multiple: float = 100.0) -> tuple[float, int]:
+    """Share of posts by authors with ``lo``..``hi`` followers that reached ``multiple`` x their
+    followers in views; returns (rate, number of such posts)."""
+    sel = (followers >= lo) & (followers <= hi)
+    n = int(sel.sum())
+    if n == 0:
+        return float("nan"), 0
+    return float((views[sel] >= multiple * followers[sel]).mean()), n
+
+
+def log_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of log10(1 + y) on log10(1 + x)."""
+    lx, ly = np.log10(1.0 + np.asarray(x, float)), np.log10(1.0 + np.asarray(y, float))
+    if len(lx) < 2 or np.ptp(lx) == 0:
+        return float("nan")
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
+def share(part: float, whole: float) -> float:
+    return float(part) / float(whole) if whole else float("nan")
+
+
+def top_share(values: np.ndarray, top: float = 0.25) -> float:
+    """Share of the total held by the top ``top`` fraction of entries."""
+    x = np.sort(np.asarray(values, dtype=np.float64))[::-1]
+    if len(x) == 0 or x.sum() == 0:
+        return float("nan")
+    k = max(1, int(round(top * len(x))))
+    return float(x[:k].sum() / x.sum())
+
+
+def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and t-based confidence interval over replicates."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = float(x.mean())
+    if len(x) < 2:
+        return m, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return m, m - half, m + half
+
+
+def bootstrap_ci(diff: np.ndarray, rng: np.random.Generator, n_boot: int = 2000,
+                 level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of paired differences and its percentile bootstrap CI (seeded by ``rng``)."""
+    x = np.asarray(diff, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return float("nan"), float("nan"), float("nan")
+    means = x[rng.integers(0, len(x), (n_boot, len(x)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(x.mean()), float(lo), float(hi)

@@ -1,0 +1,356 @@
+"""What a run records: every result table's schema is declared here, once.
+
+``SCHEMAS`` maps each table to its columns: (name, Arrow type, unit, meaning).
+``python -m sim schema --results`` prints it; the :class:`Recorder` builds
+tables that conform to it.  Tables hold simulated times only (seconds from
+the end of warm-up, or hours where named so), never wall-clock values, so a
+seed reproduces them byte for byte.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from sim import metrics
+from sim.rankers.base import CHANNEL_NAMES, FOLLOWING, POOL, RESHARE, Feedback, PoolDecisions
+
+if TYPE_CHECKING:
+    from sim.config import Experiment
+    from sim.engine import Simulation
+    from sim.world import Posts, World
+
+Column = tuple[str, pa.DataType, str, str]
+
+KEYS: list[Column] = [
+    ("run_id", pa.string(), "", "run identifier: <ranker>-r<replicate>"),
+    ("ranker", pa.string(), "", "ranker label from the experiment file"),
+    ("replicate", pa.int32(), "", "replicate index (rankers of one replicate share world and arrivals)"),
+]
+
+FOCAL: list[Column] = [
+    ("followers_initial", pa.int64(), "accounts", "author's followers when the post was made"),
+    ("views", pa.int64(), "impressions", "views of the post (= unique viewers: nobody sees a post twice)"),
+    ("reach_ratio", pa.float64(), "", "views / initial followers"),
+    ("reach_share", pa.float64(), "", "unique viewers / active users"),
+    ("non_follower_share", pa.float64(), "", "share of views from users not following the author at post time"),
+    ("followers_final", pa.int64(), "accounts", "author's followers at the horizon"),
+    ("sellout_hours", pa.float64(), "h", "time from the post to its product's sell-out (null: none)"),
+    ("purchases", pa.int64(), "units", "purchases made from the post"),
+    ("max_stage", pa.int32(), "", "highest traffic-pool stage reached (-1: never in a pool)"),
+    ("hours_to_1k", pa.float64(), "h", "time from the post to 1,000 views (null: never)"),
+    ("hours_to_10k", pa.float64(), "h", "time from the post to 10,000 views (null: never)"),
+    ("hours_to_100k", pa.float64(), "h", "time from the post to 100,000 views (null: never)"),
+]
+
+HEADLINE: list[Column] = [
+    ("users", pa.int64(), "users", "active users in the world"),
+    ("posts", pa.int64(), "posts", "posts made (warm-up included)"),
+    ("impressions", pa.int64(), "impressions", "impressions served (warm-up included)"),
+    ("mean_watch_fraction", pa.float64(), "", "mean share of a post watched per impression"),
+    ("like_rate", pa.float64(), "", "likes per view"),
+    ("comment_rate", pa.float64(), "", "comments per view"),
+    ("share_rate", pa.float64(), "", "shares per view"),
+    ("follow_rate", pa.float64(), "", "new follows per view"),
+    ("median_daily_watch_min", pa.float64(), "min", "median watch time over user-days with a session"),
+    ("mean_daily_watch_min", pa.float64(), "min", "mean watch time over user-days with a session"),
+    ("mean_daily_budget_min", pa.float64(), "min", "mean session budget over user-days with a session"),
+    ("budget_used_share", pa.float64(), "", "watch time / session budget (below 1: feeds ran out)"),
+    ("following_share", pa.float64(), "", "share of impressions from followed accounts (following + reshare)"),
+    ("pool_share", pa.float64(), "", "share of impressions from For You traffic pools"),
+    ("views_gini", pa.float64(), "", "Gini of views over posts"),
+    ("creator_exposure_gini", pa.float64(), "", "Gini of views over accounts that posted"),
+    ("never_reshared_share", pa.float64(), "", "share of posts never reshared"),
+    ("top_quarter_creator_post_share", pa.float64(), "", "share of posts made by the most active 25% of posters"),
+    ("views_followers_slope", pa.float64(), "", "slope of log views on log author followers, over posts"),
+    ("low_follower_breakout_rate", pa.float64(), "",
+     "share of posts by 10-99-follower authors reaching >= 100x their followers in views"),
+    ("low_follower_posts", pa.int64(), "posts", "posts by 10-99-follower authors"),
+]
+
+SCHEMAS: dict[str, list[Column]] = {
+    "runs": KEYS + HEADLINE + [(f"focal_{n}", t, u, f"primary focal post: {m}") for n, t, u, m in FOCAL],
+    "focal": KEYS + [("entity", pa.string(), "", "tracked post (event name)"),
+                     ("post_id", pa.int64(), "", "post id"), ("author_id", pa.int64(), "", "author's user id")]
+    + FOCAL,
+    "posts": KEYS + [
+        ("post_id", pa.int64(), "", "post id (ids increase with creation time)"),
+        ("author_id", pa.int64(), "", "author's user id"),
+        ("author_followers_at_post", pa.int32(), "accounts", "author's followers when posting"),
+        ("created_at", pa.float64(), "s", "simulated creation time (negative: warm-up)"),
+        ("topic", pa.string(), "", "micro-community"),
+        ("quality", pa.float32(), "sd", "latent quality (standard normal over the population)"),
+        ("authenticity", pa.float32(), "", "1 = real, 0 = retouched"),
+        ("length_s", pa.float32(), "s", "post length"),
+        ("event", pa.string(), "", "scenario event name (null: background post)"),
+        ("views", pa.int32(), "impressions", "views"),
+        ("likes", pa.int32(), "", "likes"), ("comments", pa.int32(), "", "comments"),
+        ("shares", pa.int32(), "", "shares (reshares to followers)"),
+        ("follows", pa.int32(), "", "follows of the author from this post"),
+        ("purchases", pa.int32(), "units", "purchases from this post"),
+        ("completions", pa.int32(), "", "views watched to the completion threshold"),
+        ("watch_s", pa.float64(), "s", "total watch time"),
+        ("views_following", pa.int32(), "impressions", "views through the following channel"),
+        ("views_reshare", pa.int32(), "impressions", "views through reshares"),
+        ("views_pool", pa.int32(), "impressions", "views through For You traffic pools"),
+        ("views_explore", pa.int32(), "impressions", "views through For You interest retrieval"),
+        ("views_other", pa.int32(), "impressions", "views through other channels (sound, baselines)"),
+    ],
+    "promotions": KEYS + [
+        ("post_id", pa.int64(), "", "post reviewed"),
+        ("time_s", pa.float64(), "s", "simulated time of the review"),
+        ("stage", pa.int8(), "", "stage reviewed (0 = first pool)"),
+        ("impressions", pa.int32(), "impressions", "pool impressions at that stage"),
+        ("score", pa.float64(), "", "smoothed engagement score"),
+        ("threshold", pa.float64(), "", "promotion threshold (running quantile at the stage)"),
+        ("promoted", pa.bool_(), "", "moved to the next stage"),
+    ],
+    "timeseries": KEYS + [
+        ("time_h", pa.float64(), "h", "simulated time"),
+        ("entity", pa.string(), "", "tracked post, account or product name"),
+        ("kind", pa.string(), "", "post | account | product"),
+        ("metric", pa.string(), "", "views, views_pool, views_following, likes, shares, purchases, followers, "
+                                     "inventory, sold"),
+        ("value", pa.float64(), "", "value at that time (cumulative counters)"),
+    ],
+    "impressions": KEYS + [
+        ("time_s", pa.float64(), "s", "start of the tick window the impression was served in"),
+        ("user_id", pa.int64(), "", "viewer"), ("post_id", pa.int64(), "", "post"),
+        ("channel", pa.string(), "", "following | reshare | for_you_explore | for_you_pool_<s> | sound | other"),
+        ("position", pa.int32(), "", "index of the impression in its session"),
+        ("watch_fraction", pa.float32(), "", "share watched"),
+        ("liked", pa.bool_(), "", ""), ("commented", pa.bool_(), "", ""), ("shared", pa.bool_(), "", ""),
+        ("followed", pa.bool_(), "", ""), ("purchased", pa.bool_(), "", ""),
+        ("tracked", pa.bool_(), "", "impression of a tracked post (always recorded)"),
+    ],
+}
+
+
+def schema(table: str) -> pa.Schema:
+    return pa.schema([(name, dtype) for name, dtype, _, _ in SCHEMAS[table]])
+
+
+def make_table(table: str, columns: dict[str, Any]) -> pa.Table:
+    """Build a table of ``SCHEMAS[table]`` from columns (arrays or scalars broadcast)."""
+    sch = schema(table)
+    n = max((len(v) for v in columns.values() if isinstance(v, np.ndarray | list)), default=1)
+    arrays = []
+    for f in sch:
+        value = columns.get(f.name)
+        if not isinstance(value, np.ndarray | list):
+            value = [value] * n
+        arrays.append(pa.array(value, type=f.type, from_pandas=True))
+    return pa.Table.from_arrays(arrays, schema=sch)
+
+
+THRESHOLDS = (1_000, 10_000, 100_000)
+
+
+class Recorder:
+    """Collects one run's records; :meth:`finish` turns them into Arrow tables."""
+
+    def __init__(self, exp: Experiment, label: str, replicate: int, world: World, posts: Posts):
+        self.exp = exp
+        self.keys = {"run_id": f"{label}-r{replicate}", "ranker": label, "replicate": replicate}
+        self.world = world
+        self.posts = posts
+        self.sample_rate = exp.recording.impression_sample_rate
+        from sim.rng import streams
+
+        self.rng = streams(exp.seed, replicate)["recording"]
+        self._promotions: list[tuple[float, PoolDecisions]] = []
+        self._impressions: list[dict[str, np.ndarray]] = []
+        self._series: list[tuple[float, str, str, str, float]] = []
+        self.tracked_names: list[str] = []
+        self.tracked_ids: list[int] = []
+        self.tracked_nonfollower: list[int] = []
+        self.tracked_hours_to: list[list[float]] = []
+        self.sellout_s = np.full(len(world.products.names), np.nan)
+        self.n_impressions = 0
+        self.sum_fraction = 0.0
+        self.channel_counts = np.zeros(256, dtype=np.int64)
+        self.tables: dict[str, pa.Table] = {}
+
+    # ---------------------------------------------------------------- during the run
+
+    def track_post(self, name: str, post: int) -> None:
+        self.tracked_names.append(name)
+        self.tracked_ids.append(post)
+        self.tracked_nonfollower.append(0)
+        self.tracked_hours_to.append([np.nan] * len(THRESHOLDS))
+
+    def promotions(self, decisions: PoolDecisions, now: float) -> None:
+        self._promotions.append((now, decisions))
+
+    def sellout(self, product: int, now: float) -> None:
+        self.sellout_s[product] = now
+
+    def impressions(self, fb: Feedback, now: float, tracked: Any) -> None:
+        self.n_impressions += len(fb.post)
+        self.sum_fraction += float(fb.watch_fraction.sum(dtype=np.float64))
+        np.add.at(self.channel_counts, fb.channel.astype(np.int64) & 255, 1)
+        is_tracked = np.zeros(len(fb.post), dtype=bool)
+        for i, pid in enumerate(self.tracked_ids):
+            mine = fb.post == pid
+            if not mine.any():
+                continue
+            is_tracked |= mine
+            followers = tracked.followers_at_post[i]
+            self.tracked_nonfollower[i] += int((~np.isin(fb.user[mine], followers)).sum())
+            views = int(self.posts.views[pid])
+            for j, threshold in enumerate(THRESHOLDS):
+                if np.isnan(self.tracked_hours_to[i][j]) and views >= threshold:
+                    self.tracked_hours_to[i][j] = (now - float(self.posts.created_at[pid])) / 3600.0
+        keep = is_tracked | (self.rng.random(len(fb.post)) < self.sample_rate)
+        if keep.any():
+            self._impressions.append({
+                "time_s": np.full(int(keep.sum()), now), "user_id": fb.user[keep], "post_id": fb.post[keep],
+                "channel": fb.channel[keep], "position": fb.position[keep],
+                "watch_fraction": fb.watch_fraction[keep], "liked": fb.liked[keep],
+                "commented": fb.commented[keep], "shared": fb.shared[keep], "followed": fb.followed[keep],
+                "purchased": fb.purchased[keep], "tracked": is_tracked[keep],
+            })  # fmt: skip
+
+    def snapshot(self, sim: Simulation, now: float) -> None:
+        hours = now / 3600.0
+        posts = self.posts
+        for name, pid in zip(self.tracked_names, self.tracked_ids, strict=True):
+            for metric in ("views", "views_pool", "views_following", "views_reshare", "likes", "shares",
+                           "purchases"):
+                self._series.append((hours, name, "post", metric, float(posts.cols[metric][pid])))
+        for name, uid in sim.world.accounts.items():
+            self._series.append((hours, name, "account", "followers", float(sim.state.follower_counts[uid])))
+        products = sim.world.products
+        for i, name in enumerate(products.names):
+            self._series.append((hours, name, "product", "inventory", float(products.inventory[i])))
+            self._series.append((hours, name, "product", "sold", float(products.sold[i])))
+
+    # ---------------------------------------------------------------- at the end
+
+    def finish(self, sim: Simulation) -> None:
+        """Build every table of the run."""
+        self.snapshot(sim, sim.env.now)
+        self.tables["posts"] = self._posts_table()
+        self.tables["promotions"] = self._promotions_table()
+        self.tables["timeseries"] = self._timeseries_table()
+        self.tables["impressions"] = self._impressions_table()
+        focal = self._focal_rows(sim)
+        self.tables["focal"] = make_table("focal", {**self.keys, **_columns(focal)})
+        self.tables["runs"] = make_table("runs", {**self.keys, **self._headline(sim), **self._focal_columns(focal)})
+
+    def _posts_table(self) -> pa.Table:
+        p = self.posts
+        topics = np.asarray(self.world.topics, dtype=object)
+        events = np.asarray([e.name for e in self.exp.events] + [None], dtype=object)
+        cols: dict[str, Any] = {
+            "post_id": np.arange(len(p)), "author_id": p.author, "author_followers_at_post": p.author_followers_at_post,
+            "created_at": p.created_at, "topic": topics[p.topic], "quality": p.quality,
+            "authenticity": p.authenticity, "length_s": p.length_s, "event": events[p.event],
+        }  # fmt: skip
+        for name in ("views", "likes", "comments", "shares", "follows", "purchases", "completions", "watch_s",
+                     "views_following", "views_reshare", "views_pool", "views_explore", "views_other"):
+            cols[name] = getattr(p, name)
+        return make_table("posts", {**self.keys, **cols})
+
+    def _promotions_table(self) -> pa.Table:
+        parts = self._promotions
+        if not parts:
+            return make_table("promotions", {**self.keys, **{k: np.zeros(0) for k in (
+                "post_id", "time_s", "stage", "impressions", "score", "threshold", "promoted")}})
+        cat = {name: np.concatenate([getattr(d, name) for _, d in parts])
+               for name in ("post", "stage", "impressions", "score", "threshold", "promoted")}
+        times = np.concatenate([np.full(len(d.post), t) for t, d in parts])
+        cat["threshold"] = np.where(np.isfinite(cat["threshold"]), cat["threshold"], np.nan)
+        return make_table("promotions", {**self.keys, "post_id": cat.pop("post"), "time_s": times, **cat})
+
+    def _timeseries_table(self) -> pa.Table:
+        rows = self._series
+        cols = {name: [r[i] for r in rows] for i, name in enumerate(("time_h", "entity", "kind", "metric", "value"))}
+        if not rows:
+            cols = {k: np.zeros(0) for k in cols}
+        return make_table("timeseries", {**self.keys, **cols})
+
+    def _impressions_table(self) -> pa.Table:
+        names = np.asarray([CHANNEL_NAMES.get(c, f"channel_{c}") for c in range(256)], dtype=object)
+        if not self._impressions:
+            empty = {k: np.zeros(0) for k in ("time_s", "user_id", "post_id", "position", "watch_fraction")}
+            return make_table("impressions", {**self.keys, **empty, "channel": np.zeros(0, object),
+                                              **{k: np.zeros(0, bool) for k in ("liked", "commented", "shared",
+                                                                                "followed", "purchased", "tracked")}})
+        cols = {k: np.concatenate([part[k] for part in self._impressions]) for k in self._impressions[0]}
+        cols["channel"] = names[cols["channel"].astype(np.int64) & 255]
+        return make_table("impressions", {**self.keys, **cols})
+
+    def _focal_rows(self, sim: Simulation) -> list[dict[str, Any]]:
+        posts = self.posts
+        users = int(sim.users.active.sum())
+        stage_reached: dict[int, int] = {}
+        for _, d in self._promotions:
+            for pid, stage, promoted in zip(d.post, d.stage, d.promoted, strict=True):
+                if int(pid) in self.tracked_ids:
+                    reached = int(stage) + int(bool(promoted))
+                    stage_reached[int(pid)] = max(stage_reached.get(int(pid), -1), reached)
+        rows = []
+        for i, (name, pid) in enumerate(zip(self.tracked_names, self.tracked_ids, strict=True)):
+            author = int(posts.author[pid])
+            initial = int(posts.author_followers_at_post[pid])
+            views = int(posts.views[pid])
+            product = int(posts.product[pid])
+            sold_at = self.sellout_s[product] if product >= 0 else np.nan
+            hours_to = self.tracked_hours_to[i]
+            rows.append({
+                "entity": name, "post_id": pid, "author_id": author, "followers_initial": initial,
+                "views": views, "reach_ratio": views / initial if initial else np.nan,
+                "reach_share": views / users, "non_follower_share": metrics.share(self.tracked_nonfollower[i], views),
+                "followers_final": int(sim.state.follower_counts[author]),
+                "sellout_hours": (sold_at - float(posts.created_at[pid])) / 3600.0 if np.isfinite(sold_at) else None,
+                "purchases": int(posts.purchases[pid]), "max_stage": stage_reached.get(pid, -1),
+                "hours_to_1k": _none_if_nan(hours_to[0]), "hours_to_10k": _none_if_nan(hours_to[1]),
+                "hours_to_100k": _none_if_nan(hours_to[2]),
+            })  # fmt: skip
+        return rows
+
+    def _focal_columns(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        primary = next((r for r in rows if r["entity"] == self.exp.focal), None)
+        return {f"focal_{name}": (primary[name] if primary else None) for name, _, _, _ in FOCAL}
+
+    def _headline(self, sim: Simulation) -> dict[str, Any]:
+        p = self.posts
+        views = p.views.astype(np.float64)
+        n_imp = max(self.n_impressions, 1)
+        had = sim.budget_by_day > 0
+        watch = sim.watch_by_day[had] / 60.0
+        budget = sim.budget_by_day[had] / 60.0
+        exposure = np.bincount(p.author, weights=views, minlength=sim.users.n)
+        posted = np.bincount(p.author, minlength=sim.users.n)
+        by_channel = self.channel_counts
+        breakout, n_low = metrics.breakout_rate(p.views, p.author_followers_at_post)
+        return {
+            "users": int(sim.users.active.sum()), "posts": len(p), "impressions": self.n_impressions,
+            "mean_watch_fraction": self.sum_fraction / n_imp,
+            "like_rate": p.likes.sum() / n_imp, "comment_rate": p.comments.sum() / n_imp,
+            "share_rate": p.shares.sum() / n_imp, "follow_rate": p.follows.sum() / n_imp,
+            "median_daily_watch_min": float(np.median(watch)) if len(watch) else np.nan,
+            "mean_daily_watch_min": float(watch.mean()) if len(watch) else np.nan,
+            "mean_daily_budget_min": float(budget.mean()) if len(budget) else np.nan,
+            "budget_used_share": metrics.share(watch.sum(), budget.sum()),
+            "following_share": (by_channel[FOLLOWING] + by_channel[RESHARE]) / n_imp,
+            "pool_share": by_channel[POOL:].sum() / n_imp,
+            "views_gini": metrics.gini(views), "creator_exposure_gini": metrics.gini(exposure[posted > 0]),
+            "never_reshared_share": float((p.shares == 0).mean()) if len(p) else np.nan,
+            "top_quarter_creator_post_share": metrics.top_share(posted[posted > 0], 0.25),
+            "views_followers_slope": metrics.log_slope(p.author_followers_at_post, p.views),
+            "low_follower_breakout_rate": breakout, "low_follower_posts": n_low,
+        }  # fmt: skip
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    if not rows:
+        return {name: [] for name, _, _, _ in SCHEMAS["focal"][3:]}
+    return {k: [r[k] for r in rows] for k in rows[0]}

@@ -1,0 +1,393 @@
+"""Build ``plots/`` and ``report.md`` from a results folder.
+
+Reads only the folder's Parquet tables and ``manifest.json`` (never re-runs a
+simulation), so a report can be rebuilt at any time::
+
+    python -m sim.report results/<experiment>
+
+A missing or unreadable table raises :class:`ReportError` naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from sim import metrics, plots
+from sim.recording import SCHEMAS
+
+REQUIRED = ("runs", "focal", "posts", "promotions", "timeseries")
+SWEEP_METRICS = ("focal_reach_ratio", "low_follower_breakout_rate", "views_gini", "median_daily_watch_min")
+
+
+class ReportError(RuntimeError):
+    """A results folder cannot be reported on; the message starts with the offending path."""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_manifest(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / "manifest.json"
+    if not path.exists():
+        raise ReportError(f"{path}: missing (is {out_dir} a results folder written by `python -m sim run`?)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path}: not readable JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
+        raise ReportError(f"{path}: no 'config' object")
+    return manifest
+
+
+def load_table(path: Path, table: str) -> pa.Table:
+    """Read one result table; check it has the columns of ``SCHEMAS[table]``."""
+    if not path.exists():
+        raise ReportError(f"{path}: missing (the '{table}' table; re-run the experiment to write it)")
+    try:
+        t = pq.ParquetFile(path).read()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ReportError(f"{path}: not a readable Parquet file ({exc})") from exc
+    missing = [name for name, _, _, _ in SCHEMAS[table] if name not in t.column_names]
+    if missing:
+        raise ReportError(f"{path}: missing column(s) {', '.join(missing)} of the '{table}' table")
+    return t
+
+
+def load_impressions(root: Path) -> pa.Table | None:
+    """Sampled For You pool impressions of untracked posts (ranker, channel, tracked), or None when the
+    folder has no impressions."""
+    if not root.is_dir():
+        return None
+    files = sorted(p for p in root.rglob("*.parquet")
+                   if not any(part.startswith(".") or part.endswith(".tmp") for part in p.relative_to(root).parts))
+    parts = []
+    for f in files:
+        try:
+            t = pq.ParquetFile(f).read(columns=["ranker", "channel", "tracked"])
+            # keep only what the figures use (pool impressions of untracked posts): samples can be large
+            parts.append(t.filter(pc.and_(pc.starts_with(t["channel"], "for_you_pool_"),
+                                          pc.invert(pc.fill_null(t["tracked"], False)))))
+        except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+            raise ReportError(f"{f}: not a readable impressions Parquet file ({exc})") from exc
+    return pa.concat_tables(parts) if parts else None
+
+
+def load(out_dir: Path) -> tuple[dict[str, Any], dict[str, pa.Table]]:
+    manifest = load_manifest(out_dir)
+    tables = {name: load_table(out_dir / f"{name}.parquet", name) for name in REQUIRED}
+    imp = load_impressions(out_dir / "impressions")
+    if imp is not None:
+        tables["impressions"] = imp
+    return manifest, tables
+
+
+def context(manifest: dict[str, Any], runs: pa.Table, plots_dir: Path) -> plots.Context:
+    config = manifest["config"]
+    labels = tuple(str(r.get("label") or r.get("name")) for r in config.get("rankers", []))
+    present = [str(r) for r in plots.column(runs, "ranker")] if runs.num_rows else []
+    labels = labels + tuple(sorted(set(present) - set(labels)))
+    reps = set(plots.column(runs, "replicate").tolist()) if runs.num_rows else set()
+    replicates = len(reps) if reps else int(config.get("replicates", 0))
+    events = config.get("events") or []
+    focal = config.get("focal") or (events[0].get("name", "") if events else "")
+    baseline = config.get("baseline") or ""
+    if baseline not in labels:
+        baseline = labels[-1] if labels else ""
+    return plots.Context(experiment=str(manifest.get("experiment") or config.get("name") or "experiment"),
+                         seed=int(manifest.get("seed", config.get("seed", 0))), replicates=replicates,
+                         labels=labels, plots_dir=plots_dir, baseline=baseline, focal=str(focal),
+                         git_revision=manifest.get("git_revision"))
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def sellouts(config: dict[str, Any], focal: pa.Table, posts: pa.Table) -> dict[str, dict[str, float]]:
+    """Product -> run_id -> exact sell-out time (h from the end of warm-up), from tracked posts that sell
+    the product (focal ``sellout_hours`` counts from the post)."""
+    product_of = {str(e.get("name")): str(e.get("product")) for e in config.get("events") or [] if e.get("product")}
+    created = plots.created_hours(posts, focal)
+    out: dict[str, dict[str, float]] = {}
+    if focal.num_rows == 0:
+        return out
+    for run, entity, hours in zip(plots.column(focal, "run_id"), plots.column(focal, "entity"),
+                                  plots.column(focal, "sellout_hours"), strict=True):
+        key = (str(run), str(entity))
+        if str(entity) in product_of and np.isfinite(hours) and key in created:
+            out.setdefault(product_of[str(entity)], {})[str(run)] = created[key] + float(hours)
+    return out
+
+
+def draw(tables: dict[str, pa.Table], ctx: plots.Context, config: dict[str, Any] | None = None
+         ) -> list[tuple[str, str, str]]:
+    """Draw every figure that applies; return (file stem, title, how to read it)."""
+    config = config or {}
+    runs, focal, posts = tables["runs"], tables["focal"], tables["posts"]
+    promotions, ts = tables["promotions"], tables["timeseries"]
+    kinds = set(map(str, plots.column(ts, "kind"))) if ts.num_rows else set()
+    out: list[tuple[str, str, str]] = []
+    if "post" in kinds:
+        out.append(("reach_over_time", plots.reach_over_time(ts, focal, posts, ctx),
+                    "Cumulative views of each tracked post since it was posted (log scale); dashed and dotted "
+                    "lines mark the author's follower count and its multiples."))
+    if posts.num_rows:
+        out.append(("view_sources", plots.view_sources(posts, ctx, tables.get("impressions")),
+                    "Where impressions come from, per ranker: followed accounts (blue) against For You "
+                    "traffic pools and interest retrieval (warm colours)."))
+    if promotions.num_rows:
+        out.append(("pool_ladder", plots.pool_ladder(promotions, posts, focal, ctx),
+                    "The traffic-pool ladder: how many posts reach each stage (log scale), and when the tracked "
+                    "post was promoted in each run."))
+    if posts.num_rows:
+        out.append(("views_vs_followers", plots.views_vs_followers(posts, ctx),
+                    "Every post's views against its author's follower count (log-log); a slope near 1 means "
+                    "reach is bought with followers, near 0 that content decides."))
+        out.append(("inequality", plots.inequality(posts, ctx),
+                    "Lorenz curves: how unequally views are spread over posts and over creators."))
+    if "account" in kinds:
+        out.append(("follower_growth", plots.follower_growth(ts, ctx),
+                    "Followers of the tracked accounts over time."))
+    if "product" in kinds:
+        out.append(("inventory", plots.inventory(ts, ctx, sellouts(config, focal, posts)),
+                    "Units in stock over time; dashed lines: sell-out."))
+    if len(set(map(str, plots.column(runs, "ranker")))) >= 2:
+        out.append(("paired_differences", plots.forest(runs, ctx),
+                    f"Headline metrics of each ranker minus {ctx.baseline}, paired by replicate, with 95% "
+                    "bootstrap intervals; an interval that excludes zero is a difference the replicates support."))
+    for x in sorted(c for c in runs.column_names if c.startswith("sweep_")):
+        for metric in SWEEP_METRICS:
+            if metric in runs.column_names and np.isfinite(plots.column(runs, metric).astype(float)).any():
+                name = f"sweep_{x.removeprefix('sweep_')}_{metric}"
+                out.append((name, plots.sweep(runs, x, metric, ctx, name),
+                            f"{metric} against the swept parameter {x.removeprefix('sweep_')}: mean and 95% CI "
+                            "over replicates, one line per ranker."))
+    return out
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines
+
+
+def _ci_cell(values: np.ndarray, kind: str) -> str:
+    mean, lo, hi = metrics.mean_ci(values)
+    n_all, n = len(values), int(np.isfinite(values).sum())
+    if n == 0:
+        return "none" if n_all else "n/a"
+    cell = plots.fmt_metric(mean, kind)
+    if np.isfinite(lo):
+        cell += f" [{plots.fmt_metric(lo, kind)}, {plots.fmt_metric(hi, kind)}]"
+    if n < n_all:
+        cell += f" ({n} of {n_all} runs)"
+    return cell
+
+
+def _setup_rows(manifest: dict[str, Any], ctx: plots.Context, runs: pa.Table) -> list[list[str]]:
+    config = manifest["config"]
+    world = config.get("world", {})
+    rows = [["Users", f"{world.get('users', 'n/a'):,}" if isinstance(world.get("users"), int) else "n/a"],
+            ["Simulated time", f"{config.get('horizon_days', 'n/a')} days after a "
+                               f"{config.get('warmup_hours', 'n/a')} h warm-up"],
+            ["Replicates", f"{config.get('replicates', 'n/a')} per ranker ({runs.num_rows} runs in the tables; "
+                           "rankers of one replicate share the world and arrivals)"]]
+    rankers = []
+    for r in config.get("rankers", []):
+        label = r.get("label") or r.get("name")
+        text = f"{label}" + (f" (`{r.get('name')}`)" if r.get("label") and r.get("label") != r.get("name") else "")
+        tuned = _tuned_params(str(r.get("name")), r.get("params") or {})
+        if tuned:
+            text += " with " + ", ".join(f"`{k}={v}`" for k, v in tuned.items())
+        if label == ctx.baseline:
+            text += " — baseline"
+        rankers.append(text)
+    rows.append(["Rankers", "; ".join(rankers) or "n/a"])
+    rows.append(["Seed", str(ctx.seed)])
+    if ctx.focal:
+        rows.append(["Focal post", ctx.focal])
+    accounts = [f"{a.get('name')} ({a.get('followers', 0):,} followers, {a.get('topic', '')})"
+                for a in world.get("accounts", [])]
+    if accounts:
+        rows.append(["Planted accounts", "; ".join(accounts)])
+    products = [f"{p.get('name')} ({p.get('inventory', 0):,} units, sold by {p.get('seller')})"
+                for p in world.get("products", [])]
+    if products:
+        rows.append(["Products", "; ".join(products)])
+    rows.append(["Behaviour overrides", _behaviour_overrides(config.get("behavior", {})) or
+                 "none (calibrated defaults)"])
+    cli = manifest.get("overrides") or {}
+    if cli:
+        rows.append(["Command-line overrides", ", ".join(f"`{k}={v}`" for k, v in cli.items())])
+    rate = (config.get("recording") or {}).get("impression_sample_rate")
+    if rate is not None:
+        rows.append(["Impressions sampled", plots.fmt_pct(float(rate))])
+    compute = []
+    if manifest.get("wall_s") is not None:
+        compute.append(f"{float(manifest['wall_s']):,.0f} s wall")
+    if manifest.get("jobs") is not None:
+        compute.append(f"{manifest['jobs']} job(s)")
+    if manifest.get("impressions_per_s"):
+        compute.append(f"{float(manifest['impressions_per_s']):,.0f} impressions/s per process")
+    if compute:
+        rows.append(["Compute", ", ".join(compute)])
+    if manifest.get("git_revision"):
+        rows.append(["Git revision", f"`{manifest['git_revision']}`"])
+    return rows
+
+
+def _tuned_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Ranker parameters that differ from the ranker's defaults (all of them if the ranker is unknown here)."""
+    try:
+        from sim.rankers import RANKERS
+
+        defaults = RANKERS[name].Params()
+    except Exception:  # a user ranker ('module:Class') or one without defaults: show everything
+        return dict(params)
+    return {k: v for k, v in params.items() if getattr(defaults, k, object()) != v
+            and not (isinstance(v, list) and list(getattr(defaults, k, ())) == v)}
+
+
+def _behaviour_overrides(behavior: dict[str, Any]) -> str:
+    try:
+        from sim.config import BehaviorConfig
+    except ImportError:  # pragma: no cover
+        return ""
+    base = BehaviorConfig()
+    diffs = [f"`{f.name}={behavior[f.name]}` (default {getattr(base, f.name)})"
+             for f in dataclasses.fields(BehaviorConfig)
+             if f.name in behavior and behavior[f.name] != getattr(base, f.name)]
+    return ", ".join(diffs)
+
+
+def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.Context,
+             figures: list[tuple[str, str, str]]) -> str:
+    config = manifest["config"]
+    runs = tables["runs"]
+    name = ctx.experiment
+    description = str(config.get("description") or "").strip()
+    lines = [f"# {name}", ""]
+    if description:
+        first, _, rest = description.partition("\n")
+        lines += [f"**{first.strip()}**", ""]
+        if rest.strip():
+            lines += [rest.strip(), ""]
+    if figures:
+        lines += ["**Headline:** " + figures[0][1] + ".", ""]
+
+    lines += ["## Setup", ""] + _md_table(["", ""], _setup_rows(manifest, ctx, runs)) + [""]
+
+    labels = ctx.ordered(list(map(str, plots.column(runs, "ranker"))))
+    ranker_col = plots.column(runs, "ranker")
+    lines += ["## Headline numbers", "",
+              "Mean over replicates with a 95% t-interval in brackets (none: no run had a value, e.g. no "
+              "sell-out).", ""]
+    rows = []
+    for metric, label, kind in plots.HEADLINE_METRICS:
+        if metric not in runs.column_names:
+            continue
+        values = plots.column(runs, metric).astype(np.float64)
+        rows.append([label] + [_ci_cell(values[ranker_col == lb], kind) for lb in labels])
+    lines += _md_table(["Metric"] + labels, rows) + [""]
+
+    others = [lb for lb in labels if lb != ctx.baseline]
+    if others and ctx.baseline in labels:
+        diffs = plots.paired_differences(runs, labels, ctx.baseline, ctx.seed)
+        lines += [f"### Paired differences versus {ctx.baseline}", "",
+                  "Ranker minus baseline per replicate; mean and 95% percentile bootstrap interval "
+                  f"(2,000 resamples, `numpy.random.default_rng({ctx.seed})`); shares in percentage points.", ""]
+        rows = []
+        for metric, label, kind in plots.HEADLINE_METRICS:
+            cells = []
+            for lb in others:
+                r = next((r for r in diffs if r["ranker"] == lb and r["metric"] == metric), None)
+                if r is None:
+                    cells.append("n/a")
+                elif r["n"] == 0:
+                    cells.append("n/a (no paired values)")
+                else:
+                    cell = plots.fmt_metric(r["mean"], kind, signed=True)
+                    if np.isfinite(r["lo"]):
+                        cell += (f" [{plots.fmt_metric(r['lo'], kind, signed=True)}, "
+                                 f"{plots.fmt_metric(r['hi'], kind, signed=True)}]")
+                    cells.append(cell + f" (n={r['n']})")
+            if any(r["metric"] == metric for r in diffs):
+                rows.append([label] + cells)
+        lines += _md_table(["Metric"] + [f"{lb} − {ctx.baseline}" for lb in others], rows) + [""]
+
+    lines += ["## Figures", "",
+              "Each figure is in `plots/` as PNG (200 dpi, 16:9) and SVG; its headline is computed from the data. "
+              "Colours: " + ", ".join(f"{lb} {ctx.color(lb)}" for lb in labels) + ".", ""]
+    for stem, title, caption in figures:
+        lines += [f"### {title}", "", f"![{title}](plots/{stem}.png)", "", caption, ""]
+
+    cli = manifest.get("overrides") or {}
+    sets = " ".join(f"--set {k}={_cli_value(v)}" for k, v in cli.items() if k != "replicates")
+    if "replicates" in cli:
+        sets = (sets + f" --replicates {cli['replicates']}").strip()
+    lines += ["## Reproduce", "", f"Seed {ctx.seed} (from the experiment file); the same seed and revision "
+              "give byte-identical Parquet tables.", "", "```sh",
+              f"make experiment NAME={name}" + (f' ARGS="{sets}"' if sets else ""),
+              "# or, equivalently",
+              f"python -m sim run experiments/{name}.toml" + (f" {sets}" if sets else ""),
+              "# rebuild this report from the tables",
+              f"python -m sim.report results/{name}",
+              "```", ""]
+    if manifest.get("git_revision"):
+        lines += [f"Code revision: `{manifest['git_revision']}`.", ""]
+    return "\n".join(lines)
+
+
+def _cli_value(v: Any) -> str:
+    if isinstance(v, str):
+        return v if v and all(c.isalnum() or c in "._-#" for c in v) else json.dumps(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def build(out_dir: Path) -> Path:
+    """Draw every figure that applies into ``out_dir/plots`` and write ``out_dir/report.md``; return its path."""
+    out_dir = Path(out_dir)
+    manifest, tables = load(out_dir)
+    ctx = context(manifest, tables["runs"], out_dir / "plots")
+    figures = draw(tables, ctx, manifest["config"])
+    text = markdown(manifest, tables, ctx, figures)
+    path = out_dir / "report.md"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print("usage: python -m sim.report RESULTS_FOLDER", file=sys.stderr)
+        return 2
+    try:
+        path = build(Path(args[0]))
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

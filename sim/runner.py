@@ -1,0 +1,289 @@
+"""Expand an experiment into runs, execute them, write results atomically, resume.
+
+Layout of ``results/<experiment>/``::
+
+    manifest.json         config as resolved, seeds, versions, timings, finished runs
+    runs/<run_id>/*.parquet   one folder per finished run (written to a temporary
+                          folder, then renamed: a folder that exists is complete)
+    runs.parquet, focal.parquet, posts.parquet, promotions.parquet, timeseries.parquet
+                          every run's rows, combined in run order
+    impressions/run_id=<run_id>/part-0.parquet   sampled impressions, partitioned
+
+Re-running the same command skips finished runs.  A results folder made from a
+different configuration is refused (unless ``force``), so results from two
+configurations never mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sim.config import Experiment, RankerSpec, to_dict
+
+TABLES = ("runs", "focal", "posts", "promotions", "timeseries")
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """One run: a ranker (by position in the file) and a replicate."""
+
+    ranker: int
+    replicate: int
+
+    def run_id(self, exp: Experiment) -> str:
+        spec = exp.rankers[self.ranker]
+        return f"{spec.label or spec.name}-r{self.replicate}"
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    impressions: int = 0
+    wall_s: float = 0.0
+    error: str | None = None
+
+
+class RunnerError(RuntimeError):
+    """A problem with the results folder or the requested runs."""
+
+
+def config_hash(exp: Experiment) -> str:
+    text = json.dumps(to_dict(exp), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan(exp: Experiment, only: dict[str, str] | None = None) -> list[RunKey]:
+    """Every ranker x replicate, replicate-major, filtered by ``--only``."""
+    keys = [RunKey(r, rep) for rep in range(exp.replicates) for r in range(len(exp.rankers))]
+    if not only:
+        return keys
+    unknown = set(only) - {"ranker", "replicate"}
+    if unknown:
+        raise RunnerError(f"--only: unknown key(s) {', '.join(sorted(unknown))} (known: ranker, replicate)")
+    out = []
+    for k in keys:
+        spec = exp.rankers[k.ranker]
+        if "ranker" in only and only["ranker"] != (spec.label or spec.name):
+            continue
+        if "replicate" in only and only["replicate"] != str(k.replicate):
+            continue
+        out.append(k)
+    if not out:
+        raise RunnerError(f"--only {only}: matches no run")
+    return out
+
+
+def execute(exp: Experiment, key: RunKey, run_dir: Path) -> RunOutcome:
+    """Run one simulation and write its tables to ``run_dir`` atomically."""
+    from sim.engine import Simulation
+
+    spec: RankerSpec = exp.rankers[key.ranker]
+    run_id = key.run_id(exp)
+    sim = Simulation(exp, spec, key.replicate)
+    recorder = sim.run()
+    tmp = run_dir.with_name(run_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for name, table in recorder.tables.items():
+        write_parquet(table, tmp / f"{name}.parquet")
+    (tmp / "run.json").write_text(json.dumps({"run_id": run_id, "impressions": sim.impressions,
+                                              "wall_s": sim.wall_s}))
+    os.replace(tmp, run_dir)
+    return RunOutcome(run_id, sim.impressions, sim.wall_s)
+
+
+def _execute_safely(exp: Experiment, key: RunKey, run_dir: Path) -> RunOutcome:
+    try:
+        return execute(exp, key, run_dir)
+    except Exception:  # a user's ranker may raise anything; report it with its run
+        return RunOutcome(key.run_id(exp), error=traceback.format_exc())
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Deterministic Parquet: same table, same bytes."""
+    pq.write_table(table, path, compression="zstd", write_statistics=True, store_schema=True)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import scipy
+    import simpy
+
+    return {"python": platform.python_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
+            "simpy": simpy.__version__, "pyarrow": pa.__version__}
+
+
+class Runner:
+    """Runs an experiment's runs into ``out`` with ``jobs`` processes."""
+
+    def __init__(self, exp: Experiment, out: Path, jobs: int = 1, force: bool = False,
+                 overrides: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None):
+        self.exp = exp
+        self.out = Path(out)
+        self.jobs = max(1, jobs)
+        self.force = force
+        self.overrides = overrides or {}
+        self.progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+
+    def _prepare(self) -> dict[str, Any]:
+        manifest_path = self.out / "manifest.json"
+        digest = config_hash(self.exp)
+        if manifest_path.exists():
+            try:
+                old = json.loads(manifest_path.read_text())
+            except json.JSONDecodeError:
+                old = {}
+            if old.get("config_hash") != digest:
+                if not self.force:
+                    raise RunnerError(
+                        f"{self.out}: holds results of a different configuration "
+                        f"(hash {old.get('config_hash')} vs {digest}); use --force to replace them, "
+                        f"or --out to write elsewhere")
+                shutil.rmtree(self.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "runs").mkdir(exist_ok=True)
+        if manifest_path.exists():
+            return json.loads(manifest_path.read_text())
+        return {"experiment": self.exp.name, "config_hash": digest, "config": to_dict(self.exp),
+                "overrides": self.overrides, "seed": self.exp.seed, "versions": _versions(),
+                "git_revision": _git_revision(), "runs": {}}
+
+    def run(self, keys: Iterable[RunKey]) -> list[RunOutcome]:
+        manifest = self._prepare()
+        keys = list(keys)
+        todo = [k for k in keys if not (self.out / "runs" / k.run_id(self.exp)).exists()]
+        skipped = len(keys) - len(todo)
+        if skipped:
+            self.progress(f"resuming: {skipped} of {len(keys)} runs already finished")
+        started = time.time()
+        outcomes: list[RunOutcome] = []
+        done_impressions, done_wall = 0, 0.0
+
+        def finished(outcome: RunOutcome) -> None:
+            nonlocal done_impressions, done_wall
+            outcomes.append(outcome)
+            if outcome.error is None:
+                done_impressions += outcome.impressions
+                done_wall += outcome.wall_s
+                manifest["runs"][outcome.run_id] = {"impressions": outcome.impressions,
+                                                    "wall_s": round(outcome.wall_s, 3)}
+                self._write_manifest(manifest)
+            n = len(outcomes)
+            elapsed = time.time() - started
+            eta = elapsed / n * (len(todo) - n)
+            rate = done_impressions / done_wall if done_wall else 0.0
+            status = "FAILED" if outcome.error else f"{outcome.impressions:,} impressions"
+            self.progress(f"[{n}/{len(todo)}] {outcome.run_id}: {status}; {rate:,.0f} impressions/s per "
+                          f"process; elapsed {elapsed:,.0f} s, ETA {eta:,.0f} s")
+            if outcome.error:
+                self.progress(f"run {outcome.run_id} failed:\n{outcome.error}")
+
+        if self.jobs == 1 or len(todo) <= 1:
+            for key in todo:
+                finished(_execute_safely(self.exp, key, self.out / "runs" / key.run_id(self.exp)))
+        else:
+            with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo))) as pool:
+                pending: set[Future[RunOutcome]] = {
+                    pool.submit(_execute_safely, self.exp, k, self.out / "runs" / k.run_id(self.exp)) for k in todo}
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        finished(fut.result())
+        wall = time.time() - started
+        self.combine(keys)
+        total_imp = sum(v["impressions"] for v in manifest["runs"].values())
+        total_wall = sum(v["wall_s"] for v in manifest["runs"].values())
+        manifest.update({
+            "jobs": self.jobs, "wall_s": round(wall, 3),
+            "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "impressions_per_s": round(total_imp / total_wall, 1) if total_wall else None,
+            "finished": sorted(manifest["runs"]),
+        })  # fmt: skip
+        self._write_manifest(manifest)
+        return outcomes
+
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
+        _atomic_write_bytes(self.out / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
+
+    def combine(self, keys: list[RunKey]) -> None:
+        """Concatenate finished runs' tables (in plan order) into the top-level tables."""
+        all_keys = plan(self.exp)
+        run_dirs = [self.out / "runs" / k.run_id(self.exp) for k in all_keys]
+        run_dirs = [d for d in run_dirs if d.exists()]
+        for name in TABLES:
+            tables = [pq.read_table(d / f"{name}.parquet") for d in run_dirs]
+            if tables:
+                tmp = self.out / f".{name}.parquet.tmp"
+                write_parquet(pa.concat_tables(tables), tmp)
+                os.replace(tmp, self.out / f"{name}.parquet")
+        imp_root = self.out / "impressions"
+        imp_root.mkdir(exist_ok=True)
+        for d in run_dirs:
+            part = imp_root / f"run_id={d.name}"
+            if not part.exists():
+                tmp = imp_root / f".run_id={d.name}.tmp"
+                tmp.mkdir(exist_ok=True)
+                shutil.copyfile(d / "impressions.parquet", tmp / "part-0.parquet")
+                os.replace(tmp, part)
+
+
+def summary_lines(out: Path, exp: Experiment) -> list[str]:
+    """A short table per ranker: median and range of the focal metrics."""
+    import numpy as np
+
+    path = out / "runs.parquet"
+    if not path.exists():
+        return []
+    runs = pq.read_table(path).to_pydict()
+    metrics = [("focal_reach_ratio", "reach ratio", "{:,.0f}x"), ("focal_reach_share", "users reached", "{:.1%}"),
+               ("focal_non_follower_share", "non-follower share", "{:.1%}"),
+               ("focal_sellout_hours", "sell-out (h)", "{:,.1f}"),
+               ("low_follower_breakout_rate", "10-99-follower breakouts", "{:.2%}"),
+               ("median_daily_watch_min", "median daily watch (min)", "{:.1f}")]
+    lines = [f"{'ranker':<14}{'metric':<28}{'median':>12}{'min':>12}{'max':>12}  runs"]
+    labels = [s.label or s.name for s in exp.rankers]
+    for label in labels:
+        idx = [i for i, r in enumerate(runs["ranker"]) if r == label]
+        for col, title, fmt in metrics:
+            values = [runs[col][i] for i in idx]
+            present = np.array([v for v in values if v is not None], dtype=float)
+            if len(present) == 0:
+                cells = ["none"] * 3
+            else:
+                cells = [fmt.format(v) for v in (np.median(present), present.min(), present.max())]
+            lines.append(f"{label:<14}{title:<28}{cells[0]:>12}{cells[1]:>12}{cells[2]:>12}  "
+                         f"{len(present)}/{len(values)}")
+    return lines

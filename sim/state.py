@@ -1,0 +1,189 @@
+"""Mutable platform state shared by the engine (writer) and rankers (readers).
+
+Rankers receive a :class:`PlatformState` and must treat it as read-only; the
+engine is the only writer.  Besides the world's arrays it holds
+
+- :class:`SeenFilter`: which (user, post) pairs were already shown, so that no
+  ranker shows a user the same post twice;
+- per-account rings of the latest posts and reshares (what a follower feed
+  pulls from) and per-topic rings of recent posts (what interest retrieval
+  pulls from).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from sim.world import Posts, World
+
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xBF58476D1CE4E5B9)
+_M3 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix(users: np.ndarray, posts: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of (user, post) pairs (splitmix64 finaliser)."""
+    with np.errstate(over="ignore"):
+        x = posts.astype(np.uint64) * _M1 ^ users.astype(np.uint64) * _M2
+        x ^= x >> np.uint64(31)
+        x *= _M3
+        x ^= x >> np.uint64(29)
+    return x
+
+
+class SeenFilter:
+    """Per-user blocked Bloom filter of posts already shown.
+
+    ``contains`` has no false negatives, so a post marked seen is never shown
+    again: the guarantee "no user sees a post twice" is exact.  False positives
+    only make a ranker skip a post the user has not seen; each user's filter is
+    sized from their expected views (``bits_per_view`` bits each) to keep that
+    rate at a few percent.
+    """
+
+    def __init__(self, expected_views: np.ndarray, bits_per_view: float = 12.0, min_words: int = 4):
+        words = np.maximum(min_words, np.ceil(expected_views * bits_per_view / 64.0)).astype(np.int64)
+        self.offset = np.concatenate([[0], np.cumsum(words)[:-1]]).astype(np.int64)
+        self.words_per_user = words.astype(np.uint64)
+        self.bits = np.zeros(int(words.sum()), dtype=np.uint64)
+
+    def _where(self, users: np.ndarray, posts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = _mix(users, posts)
+        word = self.offset[users] + (h % self.words_per_user[users]).astype(np.int64)
+        one = np.uint64(1)
+        mask = (one << ((h >> np.uint64(40)) & np.uint64(63))) | (one << ((h >> np.uint64(52)) & np.uint64(63)))
+        return word, mask
+
+    def contains(self, users: np.ndarray, posts: np.ndarray) -> np.ndarray:
+        """Whether each (user, post) pair may have been seen; same shape as ``posts``."""
+        shape = posts.shape
+        word, mask = self._where(np.broadcast_to(users, shape).ravel(), posts.ravel())
+        return ((self.bits[word] & mask) == mask).reshape(shape)
+
+    def add(self, users: np.ndarray, posts: np.ndarray) -> None:
+        """Mark (user, post) pairs, shape ``(m,)`` each, as seen."""
+        word, mask = self._where(users, posts)
+        np.bitwise_or.at(self.bits, word, mask)
+
+
+class Rings:
+    """Fixed-size rings of the latest ids per owner (account or topic), newest first on read.
+
+    ``items`` has shape ``(n_owners, size)``; unused slots hold -1.
+    """
+
+    def __init__(self, n_owners: int, size: int):
+        self.items = np.full((n_owners, size), -1, dtype=np.int64)
+        self.head = np.zeros(n_owners, dtype=np.int64)
+
+    def push(self, owners: np.ndarray, ids: np.ndarray) -> None:
+        """Append ``ids[i]`` to owner ``owners[i]``'s ring, in the given order."""
+        if len(owners) == 0:
+            return
+        order = np.argsort(owners, kind="stable")
+        o = owners[order]
+        starts = np.searchsorted(o, o, side="left")
+        rank = np.arange(len(o)) - starts
+        size = self.items.shape[1]
+        slot = (self.head[o] + rank) % size
+        self.items[o, slot] = ids[order]
+        np.add.at(self.head, o, 1)
+
+
+class PlatformState:
+    """What rankers may read.  Arrays are views; rankers must not write to them.
+
+    Attributes
+    ----------
+    posts : Posts
+        Post columns and counters (rankers must not read ``quality``: it is latent).
+    affinity : (n_users, n_topics) float32
+        Interest of each user in each topic relative to their main topic.
+    interest_flat : (n_users * n_topics,) float64
+        Row-wise cumulative interest plus the row index, for sampling topics.
+    follows : CSR (n_users, n_users)
+        Follower -> followee, merged from the append buffer every ``merge_hours``.
+    author_posts, reshares : Rings
+        Latest posts by each account, and latest posts each account reshared.
+    topic_posts : Rings
+        Recent posts of each topic.
+    seen : SeenFilter
+    now : float
+        Simulated time (s) at the start of the current tick.
+    """
+
+    AUTHOR_RING = 8
+    TOPIC_RING = 4096
+
+    def __init__(self, world: World, posts: Posts, seen: SeenFilter):
+        n = world.users.n
+        self.world = world
+        self.posts = posts
+        self.affinity = world.users.affinity
+        cum = np.cumsum(world.users.interest, axis=1, dtype=np.float64)
+        cum /= cum[:, -1:]
+        # Row u's cumulative interest shifted by u: one sorted array, so a topic per slot is a
+        # single searchsorted of (u + uniform) for any batch of users.
+        self.interest_flat = (cum + np.arange(n, dtype=np.float64)[:, None]).ravel()
+        self.follows: sp.csr_matrix = world.follows
+        self.follower_counts = world.follower_counts
+        self.n_users = n
+        self.n_topics = len(world.topics)
+        self.author_posts = Rings(n, self.AUTHOR_RING)
+        self.reshares = Rings(n, self.AUTHOR_RING)
+        self.topic_posts = Rings(self.n_topics, self.TOPIC_RING)
+        self.seen = seen
+        self.now = 0.0
+        self._pending_src: list[np.ndarray] = []
+        self._pending_dst: list[np.ndarray] = []
+        self._pending_keys: set[int] = set()  # few per tick: a set beats re-sorting arrays
+        self._edge_keys = self._keys_of(self.follows)
+
+    @staticmethod
+    def _keys_of(follows: sp.csr_matrix) -> np.ndarray:
+        rows = np.repeat(np.arange(follows.shape[0], dtype=np.int64), np.diff(follows.indptr))
+        return rows * follows.shape[0] + follows.indices.astype(np.int64)
+
+    def draw_topics(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One topic per entry of ``users``, drawn from each user's interests."""
+        pos = np.searchsorted(self.interest_flat, users + rng.random(len(users)), side="right")
+        return (pos - users * self.n_topics).clip(0, self.n_topics - 1)
+
+    def is_following(self, followers: np.ndarray, followees: np.ndarray) -> np.ndarray:
+        """Whether each follower follows each followee (merged graph plus pending follows)."""
+        keys = followers.astype(np.int64) * self.n_users + followees
+        idx = np.searchsorted(self._edge_keys, keys).clip(0, max(len(self._edge_keys) - 1, 0))
+        found = (self._edge_keys[idx] == keys) if len(self._edge_keys) else np.zeros(len(keys), bool)
+        if self._pending_keys:
+            pending = self._pending_keys
+            found |= np.fromiter((int(key) in pending for key in keys), dtype=bool, count=len(keys))
+        return found
+
+    def followers_of(self, account: int) -> np.ndarray:
+        """Sorted ids of every follower of ``account`` (merged graph plus pending follows)."""
+        keys = self._edge_keys
+        merged = keys[keys % self.n_users == account] // self.n_users
+        pending = [src[dst == account] for src, dst in zip(self._pending_src, self._pending_dst, strict=True)]
+        return np.sort(np.concatenate([merged, *pending]))
+
+    def add_follows(self, followers: np.ndarray, followees: np.ndarray) -> None:
+        """Record new follows (distinct pairs, not already following)."""
+        self._pending_src.append(followers.astype(np.int64))
+        self._pending_dst.append(followees.astype(np.int64))
+        self._pending_keys.update((followers.astype(np.int64) * self.n_users + followees).tolist())
+        np.add.at(self.follower_counts, followees, 1)
+
+    def merge_follows(self) -> None:
+        """Merge pending follows into the CSR graph that follower feeds read."""
+        if not self._pending_src:
+            return
+        src, dst = np.concatenate(self._pending_src), np.concatenate(self._pending_dst)
+        delta = sp.csr_matrix((np.ones(len(src), np.int8), (src, dst)), shape=self.follows.shape)
+        merged = (self.follows + delta).tocsr()
+        merged.data[:] = 1
+        merged.sort_indices()
+        self.follows = merged
+        self._edge_keys = self._keys_of(merged)
+        self._pending_src, self._pending_dst = [], []
+        self._pending_keys = set()

@@ -1,0 +1,328 @@
+"""The world as arrays: users, the follow graph, posts and products.
+
+Nothing here is a per-user Python object.  Users are rows of arrays; the follow
+graph is a ``scipy.sparse`` CSR matrix (row = follower, column = followee);
+posts live in a growable column store (:class:`Posts`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import ndtri
+
+from sim.config import Experiment, PlantedAccount, WorldConfig
+
+NO_ID = -1
+
+#: Per-user creator skill: sd of the author's share of post quality.
+SKILL_SD = 0.5
+
+
+@dataclass
+class Users:
+    """Per-user traits, each an array of shape ``(n_users,)`` unless noted.
+
+    Bought (inactive) followers are users too: ``active`` is False for them and
+    their session rate is 0, so they never watch.
+    """
+
+    interest: np.ndarray  # (n, T) float32, rows sum to 1
+    affinity: np.ndarray  # (n, T) float32, interest / row max: 1 for the main topic
+    main_topic: np.ndarray  # int16
+    attention_s: np.ndarray  # float32, budget on an active day (s)
+    active_share: np.ndarray  # float32, probability of being active on a day
+    posting_rate: np.ndarray  # float32, posts per day
+    skill: np.ndarray  # float32, author's mean post quality
+    polish_sensitivity: np.ndarray  # float32, >= 0
+    active: np.ndarray  # bool
+
+    @property
+    def n(self) -> int:
+        return len(self.main_topic)
+
+
+class Posts:
+    """Growable column store of posts and their counters.
+
+    Columns are numpy arrays with capacity doubling; ``len(posts)`` rows are
+    live.  Counters only ever increase.
+    """
+
+    STATIC = {
+        "author": np.int32, "topic": np.int16, "quality": np.float32, "authenticity": np.float32,
+        "length_s": np.float32, "product": np.int32, "created_at": np.float64,
+        "author_followers_at_post": np.int32, "event": np.int16,
+    }  # fmt: skip
+    COUNTERS = {
+        "views": np.int32, "likes": np.int32, "comments": np.int32, "shares": np.int32,
+        "follows": np.int32, "purchases": np.int32, "completions": np.int32, "watch_s": np.float64,
+        "views_following": np.int32, "views_reshare": np.int32, "views_pool": np.int32,
+        "views_explore": np.int32, "views_other": np.int32, "bought_likes": np.int32,
+    }  # fmt: skip
+
+    def __init__(self, capacity: int = 1024):
+        self.n = 0
+        self.cols: dict[str, np.ndarray] = {}
+        for name, dtype in {**self.STATIC, **self.COUNTERS}.items():
+            self.cols[name] = np.zeros(capacity, dtype=dtype)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        cols = self.__dict__.get("cols")
+        if cols is not None and name in cols:
+            return cols[name][: self.__dict__["n"]]
+        raise AttributeError(name)
+
+    def append(self, **columns: np.ndarray) -> np.ndarray:
+        """Append rows given as equal-length arrays of static columns; returns their ids."""
+        m = len(next(iter(columns.values())))
+        need = self.n + m
+        capacity = len(self.cols["author"])
+        if need > capacity:
+            new = max(need, 2 * capacity)
+            for name, col in self.cols.items():
+                grown = np.zeros(new, dtype=col.dtype)
+                grown[: self.n] = col[: self.n]
+                self.cols[name] = grown
+        ids = np.arange(self.n, need, dtype=np.int64)
+        for name in self.STATIC:
+            default = NO_ID if name in ("product", "event") else 0
+            self.cols[name][self.n : need] = columns.get(name, default)
+        self.n = need
+        return ids
+
+
+@dataclass
+class Products:
+    """Products with finite inventory; arrays of shape ``(n_products,)``."""
+
+    names: tuple[str, ...]
+    seller: np.ndarray  # int64 user id
+    price: np.ndarray  # float64
+    inventory: np.ndarray  # int64, units left (never negative)
+    initial: np.ndarray  # int64
+    sold: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sellout_at: np.ndarray = field(default_factory=lambda: np.zeros(0))  # s, nan until sold out
+
+
+@dataclass
+class World:
+    """Everything the engine starts from.  ``accounts`` maps planted names to user ids."""
+
+    users: Users
+    follows: sp.csr_matrix  # (n, n) follower -> followee, data all 1
+    topics: tuple[str, ...]
+    accounts: dict[str, int]
+    products: Products
+
+    @property
+    def follower_counts(self) -> np.ndarray:
+        """In-degree of every account, shape ``(n_users,)`` int32."""
+        return np.bincount(self.follows.indices, minlength=self.users.n).astype(np.int32)
+
+
+def _lognormal_with_mean(rng: np.random.Generator, mean: float, sigma: float, n: int) -> np.ndarray:
+    return mean * rng.lognormal(-0.5 * sigma**2, sigma, n)
+
+
+def make_users(cfg: WorldConfig, rng: np.random.Generator, n_extra_inactive: int = 0) -> Users:
+    """Draw user traits.  ``n_extra_inactive`` bought followers are appended, inactive."""
+    n_real, n_topics = cfg.users, len(cfg.topics)
+    n = n_real + n_extra_inactive
+    gamma = rng.gamma(cfg.interest_concentration, 1.0, (n, n_topics)) + 1e-9
+    interest = (gamma / gamma.sum(axis=1, keepdims=True)).astype(np.float32)
+    affinity = (interest / interest.max(axis=1, keepdims=True)).astype(np.float32)
+    active_share = rng.beta(2.0 * cfg.daily_active_share, 2.0 * (1 - cfg.daily_active_share) + 1e-9, n)
+    posting = _lognormal_with_mean(rng, cfg.posting_rate_mean, cfg.posting_rate_sigma, n)
+    active = np.ones(n, dtype=bool)
+    active[n_real:] = False
+    posting[n_real:] = 0.0
+    return Users(
+        interest=interest,
+        affinity=affinity,
+        main_topic=interest.argmax(axis=1).astype(np.int16),
+        attention_s=(_lognormal_with_mean(rng, cfg.attention_mean_minutes, cfg.attention_sigma, n) * 60)
+        .astype(np.float32),
+        active_share=np.where(active, active_share, 0.0).astype(np.float32),
+        posting_rate=posting.astype(np.float32),
+        skill=rng.normal(0.0, SKILL_SD, n).astype(np.float32),
+        polish_sensitivity=rng.exponential(cfg.polish_sensitivity_mean, n).astype(np.float32),
+        active=active,
+    )
+
+
+def preferential_follow_graph(users: Users, cfg: WorldConfig, rng: np.random.Generator,
+                              n_chunks: int = 40) -> sp.csr_matrix:
+    """Follow graph by preferential attachment with topic homophily.
+
+    Users join in random order, in chunks.  Each follow of a joining user picks
+    its target within the user's main topic with probability ``homophily``,
+    and either preferentially (a uniformly drawn earlier follow edge's target,
+    i.e. proportional to in-degree) with probability ``preferential`` or by
+    fitness (proportional to posting rate: people follow those who post).
+
+    Returns a CSR matrix of shape ``(n_users, n_users)``, follower -> followee,
+    without self-follows or duplicates.
+    """
+    n = users.n
+    n_topics = users.interest.shape[1]
+    topic = users.main_topic.astype(np.int64)
+    real = np.flatnonzero(users.active)
+    out_degree = np.zeros(n, dtype=np.int64)
+    out_degree[real] = np.round(_lognormal_with_mean(rng, cfg.follows_mean, cfg.follows_sigma, len(real)))
+    fitness = users.posting_rate.astype(np.float64) + 1e-3 * (users.posting_rate.mean() + 1e-9)
+    fitness[~users.active] = 0.0
+    by_topic = [np.flatnonzero((topic == t) & users.active) for t in range(n_topics)]
+    fit_cum_topic = [np.cumsum(fitness[m]) for m in by_topic]
+    fit_cum_all = np.cumsum(fitness)
+    total = int(out_degree.sum())
+    prior_all = np.empty(total, dtype=np.int64)
+    n_all = 0
+    prior_topic = [np.empty(0, dtype=np.int64) for _ in range(n_topics)]
+    src_parts, dst_parts = [], []
+    for chunk in np.array_split(rng.permutation(real), n_chunks):
+        src = np.repeat(chunk, out_degree[chunk])
+        if len(src) == 0:
+            continue
+        dst = np.empty(len(src), dtype=np.int64)
+        homo = rng.random(len(src)) < cfg.homophily
+        pref = rng.random(len(src)) < cfg.preferential
+        draw = rng.random(len(src))
+        # Across topics.
+        cross = ~homo
+        pa = cross & pref & (n_all > 0)
+        dst[pa] = prior_all[(draw[pa] * n_all).astype(np.int64)]
+        fit = cross & ~pa
+        dst[fit] = np.searchsorted(fit_cum_all, draw[fit] * fit_cum_all[-1], side="right").clip(0, n - 1)
+        # Within the follower's main topic.
+        src_topic = topic[src]
+        for t in range(n_topics):
+            in_t = homo & (src_topic == t)
+            if not in_t.any() or len(by_topic[t]) == 0:
+                dst[in_t] = np.searchsorted(fit_cum_all, draw[in_t] * fit_cum_all[-1], side="right").clip(0, n - 1)
+                continue
+            pool = prior_topic[t]
+            pa_t = in_t & pref & (len(pool) > 0)
+            dst[pa_t] = pool[(draw[pa_t] * len(pool)).astype(np.int64)]
+            fit_t = in_t & ~pa_t
+            cum = fit_cum_topic[t]
+            pick = np.searchsorted(cum, draw[fit_t] * cum[-1], side="right").clip(0, len(cum) - 1)
+            dst[fit_t] = by_topic[t][pick]
+        prior_all[n_all : n_all + len(dst)] = dst
+        n_all += len(dst)
+        dst_topic = topic[dst]
+        order = np.argsort(dst_topic, kind="stable")
+        bounds = np.searchsorted(dst_topic[order], np.arange(n_topics + 1))
+        for t in range(n_topics):
+            new = dst[order[bounds[t] : bounds[t + 1]]]
+            if len(new):
+                prior_topic[t] = np.concatenate([prior_topic[t], new])
+        src_parts.append(src)
+        dst_parts.append(dst)
+    src = np.concatenate(src_parts) if src_parts else np.zeros(0, np.int64)
+    dst = np.concatenate(dst_parts) if dst_parts else np.zeros(0, np.int64)
+    return edges_to_csr(src, dst, n)
+
+
+def edges_to_csr(src: np.ndarray, dst: np.ndarray, n: int) -> sp.csr_matrix:
+    """CSR follower -> followee from edge lists; drops self-follows and duplicates."""
+    keep = src != dst
+    keys = np.sort(src[keep].astype(np.int64) * n + dst[keep])
+    if len(keys):
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    rows = keys // n
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+    indices = (keys - rows * n).astype(np.int32)
+    return sp.csr_matrix((np.ones(len(keys), dtype=np.int8), indices, indptr), shape=(n, n))
+
+
+def plant_accounts(users: Users, follows: sp.csr_matrix, specs: tuple[PlantedAccount, ...],
+                   topics: tuple[str, ...], homophily: float, n_real: int,
+                   rng: np.random.Generator) -> tuple[sp.csr_matrix, dict[str, int]]:
+    """Give each planted account exactly its configured followers.
+
+    A planted account is an ordinary user of its topic, drawn at random; its
+    incoming edges are replaced by ``followers`` followers (a ``homophily``
+    share from its topic), plus ``bought_followers`` inactive users.
+    """
+    n = users.n
+    accounts: dict[str, int] = {}
+    taken = np.zeros(n, dtype=bool)
+    inactive = np.arange(n_real, n)
+    next_inactive = 0
+    coo = follows.tocoo()
+    src, dst = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    for spec in specs:
+        t = topics.index(spec.topic)
+        candidates = np.flatnonzero((users.main_topic[:n_real] == t) & ~taken[:n_real])
+        if len(candidates) == 0:
+            candidates = np.flatnonzero(~taken[:n_real])
+        uid = int(rng.choice(candidates))
+        taken[uid] = True
+        accounts[spec.name] = uid
+        # The account is a genuine member of its community.
+        users.main_topic[uid] = t
+        users.affinity[uid, t] = 1.0
+        users.posting_rate[uid] = spec.posting_rate
+        keep = dst != uid
+        src, dst = src[keep], dst[keep]
+        n_homo = int(round(homophily * spec.followers))
+        pool_topic = np.flatnonzero((users.main_topic[:n_real] == t))
+        pool_topic = pool_topic[pool_topic != uid]
+        n_homo = min(n_homo, len(pool_topic))
+        chosen = rng.choice(pool_topic, n_homo, replace=False) if n_homo else np.zeros(0, np.int64)
+        rest = np.setdiff1d(np.arange(n_real), np.concatenate([chosen, [uid]]))
+        others = rng.choice(rest, spec.followers - n_homo, replace=False)
+        bought = inactive[next_inactive : next_inactive + spec.bought_followers]
+        next_inactive += spec.bought_followers
+        new_src = np.concatenate([chosen, others, bought]).astype(np.int64)
+        src = np.concatenate([src, new_src])
+        dst = np.concatenate([dst, np.full(len(new_src), uid, dtype=np.int64)])
+    return edges_to_csr(src, dst, n), accounts
+
+
+def build_world(exp: Experiment, rng: np.random.Generator) -> World:
+    """Build the world of one replicate from the ``world`` random stream."""
+    cfg = exp.world
+    n_bought = sum(a.bought_followers for a in cfg.accounts)
+    users = make_users(cfg, rng, n_bought)
+    follows = preferential_follow_graph(users, cfg, rng)
+    follows, accounts = plant_accounts(users, follows, cfg.accounts, cfg.topics, cfg.homophily, cfg.users, rng)
+    products = Products(
+        names=tuple(p.name for p in cfg.products),
+        seller=np.array([accounts[p.seller] for p in cfg.products], dtype=np.int64),
+        price=np.array([p.price for p in cfg.products], dtype=np.float64),
+        inventory=np.array([p.inventory for p in cfg.products], dtype=np.int64),
+        initial=np.array([p.inventory for p in cfg.products], dtype=np.int64),
+        sold=np.zeros(len(cfg.products), dtype=np.int64),
+        sellout_at=np.full(len(cfg.products), np.nan),
+    )
+    return World(users=users, follows=follows, topics=cfg.topics, accounts=accounts, products=products)
+
+
+def quality_at_quantile(q: float) -> float:
+    """Latent quality at population quantile ``q`` (qualities are standard normal)."""
+    return float(ndtri(q))
+
+
+def draw_posts(users: Users, authors: np.ndarray, cfg: WorldConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Static columns for ordinary posts by ``authors`` (shape ``(m,)``)."""
+    m = len(authors)
+    n_topics = users.interest.shape[1]
+    off_topic = rng.random(m) < 0.2
+    cum = np.cumsum(users.interest[authors], axis=1)
+    drawn = (rng.random((m, 1)) * cum[:, -1:] > cum).sum(axis=1).clip(0, n_topics - 1)
+    topic = np.where(off_topic, drawn, users.main_topic[authors])
+    noise_sd = np.sqrt(1.0 - SKILL_SD**2)
+    return {
+        "author": authors,
+        "topic": topic,
+        "quality": users.skill[authors] + rng.normal(0.0, noise_sd, m),
+        "authenticity": rng.beta(cfg.authenticity_a, cfg.authenticity_b, m),
+        "length_s": cfg.post_length_median_s * rng.lognormal(0.0, cfg.post_length_sigma, m),
+    }

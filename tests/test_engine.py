@@ -1,0 +1,416 @@
+"""Whole simulations on a tiny world: conservation, monotone counters, stock, determinism,
+common random numbers, and what each ranker may serve."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+from conftest import SCENARIO, add_posts, hand_state, hand_world, make_experiment, run_simulation, spec_of
+
+from sim.config import ConfigError
+from sim.engine import Simulation
+from sim.rankers.base import POOL, Feedback
+from sim.rankers.content import ContentParams, ContentRanker
+from sim.runner import TABLES, Runner, plan
+
+COUNTERS = ("likes", "comments", "shares", "follows", "purchases", "completions")
+CHANNEL_VIEWS = ("views_following", "views_reshare", "views_pool", "views_explore", "views_other")
+LABELS = ("content", "follower")
+
+
+def column(table, name: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return table.column(name).to_numpy(zero_copy_only=False)
+
+
+# --------------------------------------------------------------------------- conservation
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_impressions_equal_views(scenario_runs, label: str) -> None:  # type: ignore[no-untyped-def]
+    sim = scenario_runs[label]
+    tables = sim.recorder.tables
+    runs, posts = tables["runs"], tables["posts"]
+    impressions = runs.column("impressions")[0].as_py()
+    assert impressions > 1000
+    assert impressions == sim.impressions
+    assert impressions == int(column(posts, "views").sum())
+    assert impressions == sum(int(column(posts, c).sum()) for c in CHANNEL_VIEWS)
+    # With impression_sample_rate = 1 every impression is a row.
+    assert tables["impressions"].num_rows == impressions
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_per_post_views_by_channel_add_up(scenario_runs, label: str) -> None:  # type: ignore[no-untyped-def]
+    posts = scenario_runs[label].recorder.tables["posts"]
+    by_channel = sum(column(posts, c).astype(np.int64) for c in CHANNEL_VIEWS)
+    assert (by_channel == column(posts, "views")).all()
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_impression_rows_match_post_views(scenario_runs, label: str) -> None:  # type: ignore[no-untyped-def]
+    tables = scenario_runs[label].recorder.tables
+    views = column(tables["posts"], "views")
+    counted = np.bincount(column(tables["impressions"], "post_id"), minlength=len(views))
+    assert (counted == views).all()
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_engagement_never_exceeds_views(scenario_runs, label: str) -> None:  # type: ignore[no-untyped-def]
+    posts = scenario_runs[label].recorder.tables["posts"]
+    views = column(posts, "views")
+    for name in COUNTERS:
+        assert (column(posts, name) <= views).all(), name
+        assert (column(posts, name) >= 0).all(), name
+    assert (column(posts, "watch_s") <= views * column(posts, "length_s") + 1e-3).all()
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_no_user_sees_a_post_twice(scenario_runs, label: str) -> None:  # type: ignore[no-untyped-def]
+    imp = scenario_runs[label].recorder.tables["impressions"]
+    n_users = scenario_runs[label].users.n
+    keys = column(imp, "user_id") * n_users + column(imp, "post_id")
+    assert len(np.unique(keys)) == len(keys)
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_nobody_is_shown_their_own_post(scenario_runs, label: str) -> None:  # type: ignore[no-untyped-def]
+    sim = scenario_runs[label]
+    imp = sim.recorder.tables["impressions"]
+    author = sim.posts.author[column(imp, "post_id")]
+    assert (author != column(imp, "user_id")).all()
+
+
+# --------------------------------------------------------------------------- counters and stock
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_timeseries_counters_are_monotone(scenario_runs, label: str) -> None:  # type: ignore[no-untyped-def]
+    ts = scenario_runs[label].recorder.tables["timeseries"].to_pylist()
+    series: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for row in ts:
+        series[(row["entity"], row["metric"])].append((row["time_h"], row["value"]))
+    assert ("video", "views") in series and ("cream", "inventory") in series and ("seller", "followers") in series
+    for (entity, metric), points in series.items():
+        points.sort()
+        values = np.array([v for _, v in points])
+        assert len(values) >= 5, (entity, metric)  # hourly; the post exists from 0.5 h to 6 h
+        steps = np.diff(values)
+        if metric == "inventory":
+            assert (steps <= 0).all(), (entity, metric, values)
+            assert (values >= 0).all(), (entity, metric, values)
+        else:
+            assert (steps >= 0).all(), (entity, metric, values)
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_inventory_plus_sold_is_initial(scenario_runs, scenario_experiment, label: str) -> None:  # type: ignore[no-untyped-def]
+    sim = scenario_runs[label]
+    initial = scenario_experiment.world.products[0].inventory
+    products = sim.world.products
+    assert products.inventory[0] + products.sold[0] == initial
+    assert products.inventory[0] >= 0
+    ts = sim.recorder.tables["timeseries"].to_pylist()
+    at: dict[float, dict[str, float]] = defaultdict(dict)
+    for row in ts:
+        if row["entity"] == "cream":
+            at[row["time_h"]][row["metric"]] = row["value"]
+    assert at
+    for values in at.values():
+        assert values["inventory"] + values["sold"] == initial
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_sales_are_purchases_of_the_product_post(scenario_runs, label: str) -> None:  # type: ignore[no-untyped-def]
+    sim = scenario_runs[label]
+    posts = sim.recorder.tables["posts"]
+    purchases = column(posts, "purchases")
+    (focal,) = sim.tracked.post_ids
+    assert purchases[focal] == sim.world.products.sold[0]
+    assert purchases.sum() == purchases[focal]  # the only post with a product
+    imp = sim.recorder.tables["impressions"]
+    assert int(pc.sum(imp.column("purchased")).as_py() or 0) == purchases[focal]
+
+
+def test_small_stock_sells_out_and_stays_at_zero(scenario_runs) -> None:  # type: ignore[no-untyped-def]
+    sim = scenario_runs["content"]
+    products = sim.world.products
+    assert products.inventory[0] == 0 and products.sold[0] == products.initial[0]
+    focal = sim.recorder.tables["focal"].to_pylist()[0]
+    (post,) = sim.tracked.post_ids
+    expected = (products.sellout_at[0] - sim.posts.created_at[post]) / 3600.0
+    assert focal["sellout_hours"] == pytest.approx(expected)
+    assert focal["purchases"] == products.initial[0]
+    # No purchase after the sell-out.
+    imp = sim.recorder.tables["impressions"]
+    bought_at = column(imp, "time_s")[column(imp, "purchased")]
+    assert bought_at.max() <= products.sellout_at[0]
+
+
+def test_planted_account_has_exactly_its_followers(scenario_runs) -> None:  # type: ignore[no-untyped-def]
+    for sim in scenario_runs.values():
+        focal = sim.recorder.tables["focal"].to_pylist()[0]
+        assert focal["followers_initial"] == 20
+        assert focal["followers_final"] >= 20
+
+
+def test_promotion_decisions_follow_their_threshold(scenario_runs, scenario_experiment) -> None:  # type: ignore[no-untyped-def]
+    promotions = scenario_runs["content"].recorder.tables["promotions"].to_pylist()
+    assert promotions, "the content ranker reviewed no post"
+    stages = spec_of(scenario_experiment, "content").params.stages
+    for row in promotions:
+        assert 0 <= row["stage"] < stages
+        if row["threshold"] is None:
+            assert not row["promoted"]
+        else:
+            assert row["promoted"] == (row["score"] > row["threshold"])
+    assert scenario_runs["follower"].recorder.tables["promotions"].num_rows == 0
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_snapshots_are_hourly_and_unique(scenario_runs, scenario_experiment, label: str) -> None:  # type: ignore[no-untyped-def]
+    ts = scenario_runs[label].recorder.tables["timeseries"].to_pylist()
+    times = sorted({row["time_h"] for row in ts if row["entity"] == "cream" and row["metric"] == "sold"})
+    start, end = -scenario_experiment.warmup_hours, scenario_experiment.horizon_days * 24
+    assert times == pytest.approx(list(np.arange(start, end + 0.5, 1.0)))
+    keys = [(row["entity"], row["metric"], row["time_h"]) for row in ts]
+    assert len(set(keys)) == len(keys)
+
+
+def test_scenario_post_counts_followers_still_in_the_append_buffer(scenario_experiment) -> None:  # type: ignore[no-untyped-def]
+    # A follow made shortly before a scenario post is a follow (is_following and follower_counts
+    # see it); the tracked follower list, which decides focal non_follower_share, must see it too.
+    sim = Simulation(scenario_experiment, spec_of(scenario_experiment, "follower"), 0)
+    seller = sim.world.accounts["seller"]
+    fan = next(u for u in range(sim.users.n)
+               if u != seller and not sim.state.is_following(np.array([u]), np.array([seller]))[0])
+    sim.state.add_follows(np.array([fan]), np.array([seller]))
+    sim.post_scenario(0, scenario_experiment.events[0], 0.0)
+    (post,) = sim.tracked.post_ids
+    followers = sim.tracked.followers_at_post[0]
+    assert sim.posts.author_followers_at_post[post] == 21
+    assert fan in followers
+    assert len(followers) == sim.posts.author_followers_at_post[post]
+
+
+def test_scenario_event_accepted_by_validation_is_posted() -> None:
+    # An event at exactly the horizon passes validation; then it must also happen in the run.
+    try:
+        exp = make_experiment(SCENARIO, {"world": {"users": 400}, "horizon_days": 0.125, "warmup_hours": 0.5,
+                                         "events": [{"name": "video", "account": "seller", "at_hours": 3.0,
+                                                     "product": "cream"}],
+                                         "rankers": [{"name": "follower"}]})
+    except ConfigError:
+        return  # rejected up front: fine
+    sim = run_simulation(exp, "follower")
+    assert sim.tracked.post_names == ["video"]
+    assert sim.recorder.tables["focal"].num_rows == 1
+
+
+def test_bought_followers_never_watch() -> None:
+    exp = make_experiment({"world": {"users": 600, "accounts": [{"name": "celebrity", "followers": 30,
+                                                                  "topic": "#fashiontok", "bought_followers": 200,
+                                                                  "posting_rate": 24.0}]},
+                           "events": [{"name": "ad", "account": "celebrity", "at_hours": 0.5}],
+                           "recording": {"impression_sample_rate": 1.0}, "rankers": [{"name": "follower"}]})
+    sim = run_simulation(exp, "follower")
+    assert sim.users.n == 800 and sim.users.active.sum() == 600
+    assert sim.world.follower_counts[sim.world.accounts["celebrity"]] == 230
+    viewers = sim.recorder.tables["impressions"].column("user_id").to_numpy()
+    assert len(viewers) > 0
+    assert sim.users.active[viewers].all()
+    assert (sim.budget_by_day[:, ~sim.users.active] == 0).all()
+
+
+# --------------------------------------------------------------------------- what the follower ranker serves
+
+
+def test_follower_ranker_serves_only_followed_accounts_and_their_reshares(scenario_runs) -> None:  # type: ignore[no-untyped-def]
+    sim = scenario_runs["follower"]
+    imp = sim.recorder.tables["impressions"]
+    channel = column(imp, "channel")
+    assert set(channel) <= {"following", "reshare"}
+    user, post = column(imp, "user_id"), column(imp, "post_id")
+    following = channel == "following"
+    author = sim.posts.author[post[following]].astype(np.int64)
+    assert sim.state.is_following(user[following], author).all()
+
+
+def test_follower_ranker_reshares_come_from_a_followee_who_shared(scenario_runs) -> None:  # type: ignore[no-untyped-def]
+    sim = scenario_runs["follower"]
+    imp = sim.recorder.tables["impressions"]
+    user, post, time_s = column(imp, "user_id"), column(imp, "post_id"), column(imp, "time_s")
+    channel, shared = column(imp, "channel"), column(imp, "shared")
+    sharers: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    for i in np.flatnonzero(shared):
+        sharers[int(post[i])].append((float(time_s[i]), int(user[i])))
+    reshare = np.flatnonzero(channel == "reshare")
+    assert len(reshare) > 0, "no reshare impression: the world is too small to check the channel"
+    for i in reshare:
+        who = [s for t, s in sharers[int(post[i])] if t <= time_s[i]]
+        assert who, f"impression {i}: reshared post {post[i]} was shared by nobody before"
+        assert sim.state.is_following(np.full(len(who), user[i]), np.array(who)).any()
+
+
+# --------------------------------------------------------------------------- common random numbers
+
+
+def test_rankers_of_a_replicate_share_world_and_arrivals(scenario_experiment) -> None:  # type: ignore[no-untyped-def]
+    a, b = (Simulation(scenario_experiment, spec, 0) for spec in scenario_experiment.rankers)
+    assert (a.world.follower_counts == b.world.follower_counts).all()
+    assert (a.world.follows != b.world.follows).nnz == 0
+    assert a.world.accounts == b.world.accounts
+    for name in ("interest", "attention_s", "active_share", "posting_rate", "skill"):
+        assert np.array_equal(getattr(a.users, name), getattr(b.users, name)), name
+    for tick in range(30):
+        now = -scenario_experiment.warmup_s + 60.0 * tick
+        users_a, seconds_a = a.arrivals(now)
+        users_b, seconds_b = b.arrivals(now)
+        assert np.array_equal(users_a, users_b) and np.array_equal(seconds_a, seconds_b)
+
+
+def test_rankers_of_a_replicate_share_posts_and_session_budgets(scenario_runs) -> None:  # type: ignore[no-untyped-def]
+    a, b = scenario_runs["content"], scenario_runs["follower"]
+    assert len(a.posts) == len(b.posts)
+    for name in ("author", "topic", "quality", "authenticity", "length_s", "created_at", "product", "event"):
+        assert np.array_equal(getattr(a.posts, name), getattr(b.posts, name)), name
+    # Same arrivals during the run: the same session budgets per user and day.
+    assert np.array_equal(a.budget_by_day, b.budget_by_day)
+    assert a.tracked.post_ids == b.tracked.post_ids
+
+
+def test_replicates_differ(scenario_experiment, scenario_runs) -> None:  # type: ignore[no-untyped-def]
+    first = scenario_runs["follower"]
+    second = run_simulation(scenario_experiment, "follower", replicate=1)
+    assert not np.array_equal(first.world.follower_counts, second.world.follower_counts)
+    assert not np.array_equal(first.budget_by_day, second.budget_by_day)
+    qa, qb = first.posts.quality, second.posts.quality
+    assert len(qa) != len(qb) or not np.array_equal(qa, qb)
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def _runner_out(root: Path, name: str, jobs: int) -> Path:
+    exp = make_experiment(SCENARIO, {"world": {"users": 800}, "horizon_days": 0.1, "warmup_hours": 1.0,
+                                     "recording": {"impression_sample_rate": 0.05}})
+    out = root / name
+    outcomes = Runner(exp, out, jobs=jobs, progress=lambda line: None).run(plan(exp))
+    assert all(o.error is None for o in outcomes), [o.error for o in outcomes]
+    return out
+
+
+@pytest.fixture(scope="module")
+def runner_outputs(tmp_path_factory) -> tuple[Path, Path, Path]:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("runner")
+    return _runner_out(root, "a", 1), _runner_out(root, "b", 1), _runner_out(root, "c", 2)
+
+
+def _parquet_files(out: Path) -> list[Path]:
+    files = [out / f"{name}.parquet" for name in TABLES]
+    files += sorted((out / "impressions").rglob("*.parquet"))
+    files += sorted((out / "runs").rglob("*.parquet"))
+    return files
+
+
+def test_same_seed_gives_byte_identical_parquet(runner_outputs) -> None:  # type: ignore[no-untyped-def]
+    a, b, _ = runner_outputs
+    files = _parquet_files(a)
+    assert len(files) >= len(TABLES) + 2
+    assert [f.relative_to(a) for f in files] == [f.relative_to(b) for f in _parquet_files(b)]
+    for f in files:
+        assert f.read_bytes() == (b / f.relative_to(a)).read_bytes(), f.relative_to(a)
+
+
+def test_job_count_does_not_change_results(runner_outputs) -> None:  # type: ignore[no-untyped-def]
+    a, _, c = runner_outputs
+    for f in _parquet_files(a):
+        assert f.read_bytes() == (c / f.relative_to(a)).read_bytes(), f.relative_to(a)
+
+
+def test_rerun_into_finished_folder_skips_every_run(runner_outputs, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a, _, _ = runner_outputs
+    exp = make_experiment(SCENARIO, {"world": {"users": 800}, "horizon_days": 0.1, "warmup_hours": 1.0,
+                                     "recording": {"impression_sample_rate": 0.05}})
+    before = (a / "runs.parquet").read_bytes()
+    outcomes = Runner(exp, a, jobs=1, progress=lambda line: None).run(plan(exp))
+    assert outcomes == []
+    assert (a / "runs.parquet").read_bytes() == before
+
+
+# --------------------------------------------------------------------------- content ranker ignores followers
+
+
+def _pool_trace(edges: tuple[tuple[int, int], ...], follow_share: float):  # type: ignore[no-untyped-def]
+    """Drive a content ranker by hand on a 300-user world with the given follow graph.
+
+    Posts, arrivals and engagement are drawn from fixed seeds that do not
+    depend on the graph.  Returns every review's decisions and every slate.
+    """
+    n_users, n_topics = 300, 3
+    st = hand_state(hand_world(n_users, edges, n_topics=n_topics, seed=1))
+    world_rng = np.random.default_rng(2)
+    quality = world_rng.normal(0, 1, 4000)
+    params = ContentParams(follow_share=follow_share, pool_first=15, pool_growth=3, first_stage_hours=0.1,
+                           min_history=5, prior_impressions=5)
+    ranker = ContentRanker(params, np.random.default_rng(3))
+    ranker.start(st)
+    behaviour = np.random.default_rng(4)
+    decisions, slates = [], []
+    for tick in range(90):
+        now = 60.0 * tick
+        st.now = now
+        if tick % 10 == 0:
+            add_posts(st, world_rng.integers(0, 20, 25), now, topic=world_rng.integers(0, n_topics, 25))
+        d = ranker.review(now)
+        if d is not None:
+            decisions.append(d)
+        users = np.sort(behaviour.choice(n_users, 40, replace=False))
+        slate = ranker.rank(users, now, 6)
+        slates.append(slate)
+        row, col = np.nonzero(slate.post_ids >= 0)
+        post = slate.post_ids[row, col]
+        m = len(post)
+        watch = 1 / (1 + np.exp(-(quality[post] + behaviour.normal(0, 1, m))))
+        fb = Feedback(user=users[row], post=post, channel=slate.channel[row, col], position=col.astype(np.int32),
+                      watch_fraction=watch.astype(np.float32), completed=watch > 0.9,
+                      liked=behaviour.random(m) < watch * 0.2, commented=behaviour.random(m) < 0.01,
+                      shared=behaviour.random(m) < 0.01, followed=np.zeros(m, bool), purchased=np.zeros(m, bool))
+        st.seen.add(users[row], post)
+        np.add.at(st.posts.cols["views"], post, 1)
+        ranker.observe(fb)
+    return decisions, slates
+
+
+STAR = tuple((u, a) for u in range(20, 300) for a in (0, 1, 2))  # authors 0-2 followed by everyone
+SPARSE = tuple((u, (u * 7) % 20) for u in range(20, 300) if u % 5 == 0)  # a few followers each
+
+
+def _same_trace(x, y) -> bool:  # type: ignore[no-untyped-def]
+    (dx, sx), (dy, sy) = x, y
+    if len(dx) != len(dy) or len(sx) != len(sy):
+        return False
+    for a, b in zip(dx, dy, strict=True):
+        for name in ("post", "stage", "impressions", "score", "threshold", "promoted"):
+            if not np.array_equal(getattr(a, name), getattr(b, name)):
+                return False
+    return all(np.array_equal(a.post_ids, b.post_ids) and np.array_equal(a.channel, b.channel)
+               for a, b in zip(sx, sy, strict=True))
+
+
+def test_content_pool_decisions_do_not_depend_on_followers() -> None:
+    star, sparse = _pool_trace(STAR, 0.0), _pool_trace(SPARSE, 0.0)
+    decisions = star[0]
+    assert sum(len(d.post) for d in decisions) > 50
+    assert any(d.promoted.any() for d in decisions), "no post was promoted: the trace checks nothing"
+    assert any((d.stage > 0).any() for d in decisions), "no later stage was reviewed"
+    assert any((s.channel >= POOL).any() for s in star[1])
+    assert _same_trace(star, sparse)
+
+
+def test_content_trace_does_depend_on_followers_when_they_are_mixed_in() -> None:
+    # The harness can see a dependence when one exists: with follow_share > 0 the traces differ.
+    assert not _same_trace(_pool_trace(STAR, 0.3), _pool_trace(SPARSE, 0.3))
