@@ -90,3 +90,36 @@ def bootstrap_ci(diff: np.ndarray, rng: np.random.Generator, n_boot: int = 2000,
     means = x[rng.integers(0, len(x), (n_boot, len(x)))].mean(axis=1)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(x.mean()), float(lo), float(hi)
+
+
+def summarise(runs: dict[str, list], labels: list[str], baseline: str | None,
+              rng: np.random.Generator) -> dict[str, list]:
+    """Per ranker and numeric metric of a runs table (as a column dict): mean, t-CI, median,
+    and the mean paired difference versus ``baseline`` (runs paired by replicate) with a
+    seeded bootstrap CI.  Returns the columns of the ``summary`` table."""
+    skip = {"run_id", "ranker", "replicate"}
+    numeric = [k for k, v in runs.items() if k not in skip
+               and all(x is None or isinstance(x, int | float) for x in v)]
+    out: dict[str, list] = {k: [] for k in ("ranker", "metric", "n", "mean", "ci_low", "ci_high", "median",
+                                            "baseline", "diff_mean", "diff_ci_low", "diff_ci_high")}
+
+    def values(label: str, metric: str) -> dict[int, float]:
+        return {rep: (np.nan if v is None else float(v)) for r, rep, v in
+                zip(runs["ranker"], runs["replicate"], runs[metric], strict=True) if r == label}
+
+    for label in labels:
+        for metric in numeric:
+            mine = values(label, metric)
+            x = np.array(list(mine.values()), dtype=float)
+            mean, lo, hi = mean_ci(x)
+            finite = x[np.isfinite(x)]
+            diff = (np.nan, np.nan, np.nan)
+            if baseline and label != baseline:
+                base = values(baseline, metric)
+                pairs = np.array([mine[r] - base[r] for r in sorted(set(mine) & set(base))], dtype=float)
+                diff = bootstrap_ci(pairs, rng)
+            row = (label, metric, len(finite), mean, lo, hi, float(np.median(finite)) if len(finite) else np.nan,
+                   baseline or None, *diff)
+            for key, value in zip(out, row, strict=True):
+                out[key].append(value)
+    return out

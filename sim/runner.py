@@ -7,7 +7,10 @@ Layout of ``results/<experiment>/``::
                           folder, then renamed: a folder that exists is complete)
     runs.parquet, focal.parquet, posts.parquet, promotions.parquet, timeseries.parquet
                           every run's rows, combined in run order
+    summary.parquet       per ranker: mean and 95% CI of every metric, paired differences
+                          versus the baseline ranker with a seeded bootstrap CI
     impressions/run_id=<run_id>/part-0.parquet   sampled impressions, partitioned
+    plots/, report.md     figures and report (sim.report)
 
 Re-running the same command skips finished runs.  A results folder made from a
 different configuration is refused (unless ``force``), so results from two
@@ -31,10 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sim import metrics
 from sim.config import Experiment, RankerSpec, to_dict
+from sim.recording import make_table
+from sim.rng import stream_seed
 
 TABLES = ("runs", "focal", "posts", "promotions", "timeseries")
 
@@ -238,6 +245,18 @@ class Runner:
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         _atomic_write_bytes(self.out / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
 
+    def _summary(self) -> None:
+        """summary.parquet: per ranker, mean and CI of every metric, and paired differences."""
+        path = self.out / "runs.parquet"
+        if not path.exists():
+            return
+        runs = pq.read_table(path).to_pydict()
+        labels = [s.label or s.name for s in self.exp.rankers]
+        columns = metrics.summarise(runs, labels, self.exp.baseline or None, _bootstrap_rng(self.exp))
+        tmp = self.out / ".summary.parquet.tmp"
+        write_parquet(make_table("summary", columns), tmp)
+        os.replace(tmp, self.out / "summary.parquet")
+
     def combine(self, keys: list[RunKey]) -> None:
         """Concatenate finished runs' tables (in plan order) into the top-level tables."""
         all_keys = plan(self.exp)
@@ -249,6 +268,7 @@ class Runner:
                 tmp = self.out / f".{name}.parquet.tmp"
                 write_parquet(pa.concat_tables(tables), tmp)
                 os.replace(tmp, self.out / f"{name}.parquet")
+        self._summary()
         imp_root = self.out / "impressions"
         imp_root.mkdir(exist_ok=True)
         for d in run_dirs:
@@ -260,10 +280,12 @@ class Runner:
                 os.replace(tmp, part)
 
 
+def _bootstrap_rng(exp: Experiment) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(stream_seed(exp.seed, 0, "bootstrap")))
+
+
 def summary_lines(out: Path, exp: Experiment) -> list[str]:
     """A short table per ranker: median and range of the focal metrics."""
-    import numpy as np
-
     path = out / "runs.parquet"
     if not path.exists():
         return []

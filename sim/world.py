@@ -272,7 +272,7 @@ def plant_accounts(users: Users, follows: sp.csr_matrix, specs: tuple[PlantedAcc
         keep = dst != uid
         src, dst = src[keep], dst[keep]
         n_homo = int(round(homophily * spec.followers))
-        pool_topic = np.flatnonzero((users.main_topic[:n_real] == t))
+        pool_topic = np.flatnonzero(users.main_topic[:n_real] == t)
         pool_topic = pool_topic[pool_topic != uid]
         n_homo = min(n_homo, len(pool_topic))
         chosen = rng.choice(pool_topic, n_homo, replace=False) if n_homo else np.zeros(0, np.int64)

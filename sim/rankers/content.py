@@ -27,8 +27,17 @@ import numpy as np
 
 from sim.config import knob
 from sim.rankers.base import (
-    EXPLORE, FOLLOWING, MAX_STAGES, POOL, Feedback, PoolDecisions, Ranker, Slate, duplicate_in_row,
-    first_k_valid, register,
+    EXPLORE,
+    FOLLOWING,
+    MAX_STAGES,
+    POOL,
+    Feedback,
+    PoolDecisions,
+    Ranker,
+    Slate,
+    duplicate_in_row,
+    first_k_valid,
+    register,
 )  # fmt: skip
 
 IN_POOL_NONE = -1  # not (or no longer) in a pool
