@@ -389,7 +389,7 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
         if not isinstance(params, Mapping):
             problems.append(f"{key}.params: expected a table (got {params!r})")
             params = {}
-        built = build(ranker_cls.Params, params, f"{key}.params", problems)
+        built: Any = build(ranker_cls.Params, params, f"{key}.params", problems)
         specs.append(dataclasses.replace(spec, label=label, params=built))
     object.__setattr__(exp, "rankers", tuple(specs))
     if exp.baseline and exp.baseline not in labels:
@@ -494,8 +494,11 @@ def reference(cls: type = Experiment, prefix: str = "") -> list[tuple[str, str, 
         if inner is not None and _is_dataclass_type(inner):
             rows.extend(reference(inner, f"{key}[]"))
             continue
-        default = ("(required)" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                   else repr(f.default if f.default is not dataclasses.MISSING else f.default_factory()))
+        default = "(required)"
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = repr(f.default_factory())
         rng = ""
         if meta.get("lo") is not None or meta.get("hi") is not None:
             rng = f"[{meta.get('lo', '')}, {meta.get('hi', '') if meta.get('hi') is not None else '∞'}]"

@@ -280,9 +280,10 @@ class Recorder:
 
     def _timeseries_table(self) -> pa.Table:
         rows = self._series
-        cols = {name: [r[i] for r in rows] for i, name in enumerate(("time_h", "entity", "kind", "metric", "value"))}
+        names = ("time_h", "entity", "kind", "metric", "value")
+        cols: dict[str, Any] = {name: [r[i] for r in rows] for i, name in enumerate(names)}
         if not rows:
-            cols = {k: np.zeros(0) for k in cols}
+            cols = {k: np.zeros(0) for k in names}
         return make_table("timeseries", {**self.keys, **cols})
 
     def _impressions_table(self) -> pa.Table:

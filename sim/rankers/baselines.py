@@ -38,7 +38,8 @@ class _GlobalPool(Ranker):
             cand = recent[self.rng.integers(0, len(recent), (b, c))]
         else:
             cum = np.cumsum(w)
-            cand = recent[np.searchsorted(cum, self.rng.random((b, c)) * cum[-1], side="right").clip(0, len(recent) - 1)]
+            pick = np.searchsorted(cum, self.rng.random((b, c)) * cum[-1], side="right")
+            cand = recent[pick.clip(0, len(recent) - 1)]
         cand = self.order(cand)
         valid = posts.author[cand] != users[:, None]
         valid &= ~duplicate_in_row(cand)

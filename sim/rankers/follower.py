@@ -47,7 +47,8 @@ class FollowerRanker(Ranker):
         keep = post >= 0
         row, post, channel = row[keep], post[keep], channel[keep]
         posts = st.posts
-        keep = (now - posts.created_at[post] <= self.params.lookback_hours * 3600.0) & (posts.author[post] != users[row])
+        fresh = now - posts.created_at[post] <= self.params.lookback_hours * 3600.0
+        keep = fresh & (posts.author[post] != users[row])
         row, post, channel = row[keep], post[keep], channel[keep]
         keep = ~st.seen.contains(users[row], post)
         row, post, channel = row[keep], post[keep], channel[keep]
