@@ -164,6 +164,6 @@ def test_new_follow_reaches_the_feed_when_merged() -> None:
     st.add_follows(np.array([0]), np.array([3]))
     assert st.is_following(np.array([0]), np.array([3])).tolist() == [True]
     assert r.rank(VIEWER, 0.0, 2).post_ids.tolist() == [[-1, -1]]  # still in the append buffer
-    st.merge_follows()
-    assert r.rank(VIEWER, 0.0, 2).post_ids.tolist() == [[post, -1]]
+    st.merge_follows()  # the engine merges between ticks: the next tick's feed sees the follow
+    assert r.rank(VIEWER, 60.0, 2).post_ids.tolist() == [[post, -1]]
     assert st.follower_counts[3] == 1

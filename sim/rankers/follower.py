@@ -59,11 +59,20 @@ class FollowerRanker(Ranker):
         first[1:] = (row[1:] != row[:-1]) | (post[1:] != post[:-1])
         return row[first], post[first], channel[first]
 
-    def rank(self, users: np.ndarray, now: float, k: int) -> Slate:
-        slate = Slate.empty(len(users), k)
-        row, post, channel = self.candidates(users, now)
-        if len(row) == 0:
-            return slate
+    def start(self, state) -> None:  # type: ignore[no-untyped-def]
+        super().start(state)
+        self._now: float | None = None
+        self._users = np.zeros(0, np.int64)
+
+    def _feeds(self, users: np.ndarray, now: float) -> None:
+        """Every user's ordered feed for this tick: (row, post, channel) sorted by row, then rank.
+
+        Sessions of one tick are served in rounds; the feed is built once, at the tick's first
+        round (which holds every user of the tick), and later rounds continue down it.
+        """
+        order_users = np.argsort(users, kind="stable")
+        self._users = users[order_users]
+        row, post, channel = self.candidates(self._users, now)
         posts = self.state.posts  # type: ignore[union-attr]
         if self.params.order == "engagement":
             visible = posts.likes[post] + posts.bought_likes[post] + posts.comments[post] + posts.shares[post]
@@ -71,10 +80,23 @@ class FollowerRanker(Ranker):
         else:
             score = posts.created_at[post]
         order = np.lexsort((post, -score, row))
-        row, post, channel = row[order], post[order], channel[order]
-        starts = np.searchsorted(row, row, side="left")
-        position = np.arange(len(row)) - starts
-        take = position < k
-        slate.post_ids[row[take], position[take]] = post[take]
-        slate.channel[row[take], position[take]] = channel[take]
+        self._post, self._channel = post[order], channel[order]
+        bounds = np.searchsorted(row[order], np.arange(len(users) + 1))
+        self._start, self._end = bounds[:-1], bounds[1:]
+        self._next = self._start.copy()
+        self._now = now
+
+    def rank(self, users: np.ndarray, now: float, k: int) -> Slate:
+        pos = np.searchsorted(self._users, users).clip(0, max(len(self._users) - 1, 0))
+        if now != self._now or len(self._users) == 0 or (self._users[pos] != users).any():
+            self._feeds(users, now)
+            pos = np.searchsorted(self._users, users)
+        slate = Slate.empty(len(users), k)
+        first, end = self._next[pos], self._end[pos]
+        idx = first[:, None] + np.arange(k)[None, :]
+        ok = idx < end[:, None]
+        rows, cols = np.nonzero(ok)
+        slate.post_ids[rows, cols] = self._post[idx[rows, cols]]
+        slate.channel[rows, cols] = self._channel[idx[rows, cols]]
+        self._next[pos] = np.minimum(first + k, end)
         return slate
