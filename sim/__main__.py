@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from sim.config import ConfigError, load, overrides_of, parse_value, reference
+from sim.config import ConfigError, load, overrides_of, parse_value, points, reference
 from sim.runner import Runner, RunnerError, plan, summary_lines
 
 EXPERIMENTS = Path("experiments")
@@ -39,11 +39,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = _overrides(args.set)
     if args.replicates is not None:
         overrides["replicates"] = args.replicates
-    exp = load(args.file, overrides)
-    out = Path(args.out) if args.out else Path("results") / exp.name
-    keys = plan(exp, _only(args.only))
+    exp = load(args.file, overrides, quick=args.quick)
+    out = Path(args.out) if args.out else Path("results") / (exp.name + ("-quick" if args.quick else ""))
+    pts = points(exp)
+    keys = plan(pts, _only(args.only))
     jobs = args.jobs or os.cpu_count() or 1
-    print(f"{exp.name}: {len(keys)} runs ({len(exp.rankers)} rankers x {exp.replicates} replicates), "
+    print(f"{exp.name}: {len(keys)} runs ({len(pts)} points x {len(exp.rankers)} rankers x "
+          f"{exp.replicates} replicates), "
           f"{exp.world.users:,} users, {exp.horizon_days:g} days, {jobs} jobs -> {out}", file=sys.stderr)
     outcomes = Runner(exp, out, jobs=jobs, force=args.force, overrides=overrides).run(keys)
     for line in summary_lines(out, exp):
@@ -86,7 +88,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     exp = load(args.file, _overrides(args.set))
-    print(f"{args.file}: ok ({exp.name}: {len(exp.rankers)} rankers x {exp.replicates} replicates, "
+    print(f"{args.file}: ok ({exp.name}: {len(points(exp))} points x {len(exp.rankers)} rankers x "
+          f"{exp.replicates} replicates, "
           f"{exp.world.users:,} users, {exp.horizon_days:g} days)")
     tuned = overrides_of(exp)
     for key, value in tuned.items():
@@ -134,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a key, e.g. world.users=50000 or rankers.content.explore_share=0.2")
     p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--replicates", type=int, default=None)
-    p.add_argument("--only", default=None, help="e.g. ranker=content,replicate=0")
+    p.add_argument("--only", default=None, help="e.g. ranker=content,replicate=0 (also point=N)")
+    p.add_argument("--quick", action="store_true",
+                   help="the file's [quick] variant (default: <= 50,000 users, 2 replicates, <= 1 day); "
+                        "results go to results/<name>-quick")
     p.add_argument("--out", default=None, help="results folder (default results/<name>)")
     p.add_argument("--force", action="store_true", help="replace results of a different configuration")
     p.set_defaults(func=cmd_run)

@@ -207,6 +207,10 @@ class Experiment:
     events: tuple[PostEvent, ...] = knob(default_factory=tuple, desc="scheduled posts ([[events]] tables)")
     rankers: tuple[RankerSpec, ...] = knob(default_factory=tuple, desc="rankers to compare ([[rankers]])")
     recording: RecordingConfig = knob(default_factory=RecordingConfig, desc="[recording]")
+    sweep: Any = knob(default_factory=dict, desc="[sweep]: 'dotted.key' = [values] grids (all combinations); "
+                      "[sweep.zip]: lists of equal length varied together")
+    quick: Any = knob(default_factory=dict, desc="[quick]: 'dotted.key' = value overrides applied by --quick "
+                      "(default: at most 50,000 users, 2 replicates, at most 1 day)")
 
     @property
     def warmup_s(self) -> float:
@@ -396,6 +400,56 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
         problems.append(f"baseline: unknown ranker label {exp.baseline!r} (known: {', '.join(sorted(labels))})")
 
 
+def sweep_points(sweep: Mapping[str, Any], where: str = "sweep") -> list[dict[str, Any]]:
+    """Expand a ``[sweep]`` table into points: the product of every grid list, times the
+    ``zip`` lists taken together.
+
+    >>> sweep_points({"a": [1, 2], "zip": {"b": [3, 4], "c": [5, 6]}})
+    [{'a': 1, 'b': 3, 'c': 5}, {'a': 1, 'b': 4, 'c': 6}, {'a': 2, 'b': 3, 'c': 5}, {'a': 2, 'b': 4, 'c': 6}]
+    """
+    problems = []
+    axes: list[list[dict[str, Any]]] = []
+    for key, values in sweep.items():
+        if key == "zip":
+            if not isinstance(values, Mapping) or not values:
+                problems.append(f"{where}.zip: expected a table of equal-length lists")
+                continue
+            lengths = {len(v) if isinstance(v, list) else -1 for v in values.values()}
+            if len(lengths) != 1 or -1 in lengths or 0 in lengths:
+                problems.append(f"{where}.zip: expected non-empty lists of equal length")
+                continue
+            axes.append([dict(zip(values, combo, strict=True)) for combo in zip(*values.values(), strict=True)])
+        elif not isinstance(values, list) or not values:
+            problems.append(f"{where}.{key}: expected a non-empty list of values")
+        else:
+            axes.append([{key: v} for v in values])
+    if problems:
+        raise ConfigError(problems)
+    points: list[dict[str, Any]] = [{}]
+    for axis in axes:
+        points = [{**p, **q} for p in points for q in axis]
+    return points
+
+
+def _check_sweep(table: Mapping[str, Any], source: str, problems: list[str]) -> None:
+    sweep = table.get("sweep") or {}
+    if not isinstance(sweep, Mapping):
+        return
+    try:
+        points = sweep_points(sweep)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return
+    base = {k: v for k, v in table.items() if k not in ("sweep", "quick")}
+    for point in points[:1] + points[-1:]:
+        for key in point:
+            try:
+                parse(apply_overrides(base, {key: point[key]}, source), source)
+            except ConfigError as exc:
+                prefix = f"{source}: "
+                problems.extend(f"sweep.{key}: {p.removeprefix(prefix)}" for p in exc.problems)
+
+
 def parse(table: Mapping[str, Any], source: str = "<config>") -> Experiment:
     """Validate a parsed TOML table into an :class:`Experiment` (raises :class:`ConfigError`)."""
     problems: list[str] = []
@@ -403,17 +457,61 @@ def parse(table: Mapping[str, Any], source: str = "<config>") -> Experiment:
     # build() leaves defaults where values were bad, so cross-field checks can still run and
     # every problem is reported at once.
     _check_references(exp, problems)
+    _check_sweep(table, source, problems)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     if not exp.name:
         object.__setattr__(exp, "name", Path(source).stem)
     if not exp.focal and exp.events:
         object.__setattr__(exp, "focal", exp.events[0].name)
+    object.__setattr__(exp, "_table", dict(table))
+    object.__setattr__(exp, "_source", source)
     return exp
 
 
-def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Experiment:
-    """Read, override and validate an experiment file."""
+@dataclass(frozen=True)
+class Point:
+    """One sweep point: its parameters (dotted key -> value) and the experiment it resolves to."""
+
+    index: int
+    params: dict[str, Any]
+    exp: Experiment
+
+
+def points(exp: Experiment) -> list[Point]:
+    """The experiment's sweep points (one point, with no parameters, when there is no sweep)."""
+    table: dict[str, Any] = getattr(exp, "_table", {})
+    source: str = getattr(exp, "_source", "<config>")
+    if not exp.sweep:
+        return [Point(0, {}, exp)]
+    base = {k: v for k, v in table.items() if k not in ("sweep", "quick")}
+    out = []
+    for i, params in enumerate(sweep_points(exp.sweep)):
+        point_exp = parse(apply_overrides(base, params, source), source)
+        object.__setattr__(point_exp, "name", exp.name)
+        out.append(Point(i, params, point_exp))
+    return out
+
+
+def quick_overrides(table: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``--quick`` changes: the file's ``[quick]`` table, else a generic small variant
+    (at most 50,000 users, 2 replicates, at most 1 simulated day)."""
+    quick = table.get("quick")
+    if quick:
+        return dict(quick)
+    world = table.get("world") or {}
+    users = world.get("users", WorldConfig.users) if isinstance(world, Mapping) else WorldConfig.users
+    out: dict[str, Any] = {"replicates": 2}
+    if isinstance(users, int) and users > 50_000:
+        out["world.users"] = 50_000
+    horizon = table.get("horizon_days", Experiment.horizon_days)
+    if isinstance(horizon, int | float) and horizon > 1:
+        out["horizon_days"] = 1.0
+    return out
+
+
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None, quick: bool = False) -> Experiment:
+    """Read, override (``--quick`` first, then ``--set``) and validate an experiment file."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -425,6 +523,8 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Experi
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: TOML syntax error: {exc}"]) from None
+    if quick:
+        table = apply_overrides(table, quick_overrides(table), str(path))
     if overrides:
         table = apply_overrides(table, overrides, str(path))
     return parse(table, str(path))

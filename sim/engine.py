@@ -53,7 +53,8 @@ class Simulation:
         omitted).  Worlds are mutated by a run, so pass a fresh copy.
     """
 
-    def __init__(self, exp: Experiment, spec: RankerSpec, replicate: int, world: World | None = None):
+    def __init__(self, exp: Experiment, spec: RankerSpec, replicate: int, world: World | None = None,
+                 run_id: str | None = None):
         self.exp = exp
         self.spec = spec
         self.replicate = replicate
@@ -68,7 +69,8 @@ class Simulation:
         self.state = PlatformState(self.world, self.posts, SeenFilter(self._expected_views(days)))
         ranker_cls = resolve_ranker(spec.name)
         self.ranker: Ranker = ranker_cls(spec.params, self.rngs["ranker"])
-        self.recorder = Recorder(exp, spec.label or spec.name, replicate, self.world, self.posts)
+        label = spec.label or spec.name
+        self.recorder = Recorder(exp, label, replicate, self.world, self.posts, run_id or f"{label}-r{replicate}")
         self.tracked = Tracked([], [], [])
         self.session_rate = self.users.active_share * exp.world.sessions_per_day / DAY  # (n,) per s
         self.session_cum = np.cumsum(self.session_rate, dtype=np.float64)

@@ -93,10 +93,22 @@ def bootstrap_ci(diff: np.ndarray, rng: np.random.Generator, n_boot: int = 2000,
 
 
 def summarise(runs: dict[str, list], labels: list[str], baseline: str | None,
-              rng: np.random.Generator) -> dict[str, list]:
-    """Per ranker and numeric metric of a runs table (as a column dict): mean, t-CI, median,
-    and the mean paired difference versus ``baseline`` (runs paired by replicate) with a
-    seeded bootstrap CI.  Returns the columns of the ``summary`` table."""
+              rng: np.random.Generator, groups: list[str] | None = None) -> dict[str, list]:
+    """Per ranker (and sweep point: the ``groups`` columns) and numeric metric of a runs table
+    (as a column dict): mean, t-CI, median, and the mean paired difference versus ``baseline``
+    (runs paired by replicate within a point) with a seeded bootstrap CI.  Returns the columns
+    of the ``summary`` table, plus the ``groups`` columns."""
+    groups = groups or []
+    if groups:
+        n = len(runs["ranker"])
+        keys = [tuple(runs[g][i] for g in groups) for i in range(n)]
+        parts = []
+        for point in dict.fromkeys(keys):
+            sub = {k: [v[i] for i in range(n) if keys[i] == point] for k, v in runs.items()}
+            part = summarise({k: v for k, v in sub.items() if k not in groups}, labels, baseline, rng)
+            rows = len(part["ranker"])
+            parts.append({**part, **{g: [value] * rows for g, value in zip(groups, point, strict=True)}})
+        return {k: [x for part in parts for x in part[k]] for k in parts[0]}
     skip = {"run_id", "ranker", "replicate"}
     numeric = [k for k, v in runs.items() if k not in skip
                and all(x is None or isinstance(x, int | float) for x in v)]

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 Column = tuple[str, pa.DataType, str, str]
 
 KEYS: list[Column] = [
-    ("run_id", pa.string(), "", "run identifier: <ranker>-r<replicate>"),
+    ("run_id", pa.string(), "", "run identifier: <ranker>[-p<sweep point>]-r<replicate>; sweeps add "
+                                "sweep_<key> columns to every table"),
     ("ranker", pa.string(), "", "ranker label from the experiment file"),
     ("replicate", pa.int32(), "", "replicate index (rankers of one replicate share world and arrivals)"),
 ]
@@ -164,9 +165,9 @@ THRESHOLDS = (1_000, 10_000, 100_000)
 class Recorder:
     """Collects one run's records; :meth:`finish` turns them into Arrow tables."""
 
-    def __init__(self, exp: Experiment, label: str, replicate: int, world: World, posts: Posts):
+    def __init__(self, exp: Experiment, label: str, replicate: int, world: World, posts: Posts, run_id: str):
         self.exp = exp
-        self.keys = {"run_id": f"{label}-r{replicate}", "ranker": label, "replicate": replicate}
+        self.keys = {"run_id": run_id, "ranker": label, "replicate": replicate}
         self.world = world
         self.posts = posts
         self.sample_rate = exp.recording.impression_sample_rate

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim import metrics
-from sim.config import Experiment, RankerSpec, to_dict
+from sim.config import Experiment, Point, RankerSpec, points, to_dict
 from sim.recording import make_table
 from sim.rng import stream_seed
 
@@ -48,14 +48,16 @@ TABLES = ("runs", "focal", "posts", "promotions", "timeseries")
 
 @dataclass(frozen=True)
 class RunKey:
-    """One run: a ranker (by position in the file) and a replicate."""
+    """One run: a sweep point, a ranker (by position in the file) and a replicate."""
 
+    point: int
     ranker: int
     replicate: int
 
-    def run_id(self, exp: Experiment) -> str:
-        spec = exp.rankers[self.ranker]
-        return f"{spec.label or spec.name}-r{self.replicate}"
+    def run_id(self, pts: list[Point]) -> str:
+        spec = pts[self.point].exp.rankers[self.ranker]
+        point = f"-p{self.point}" if len(pts) > 1 else ""
+        return f"{spec.label or spec.name}{point}-r{self.replicate}"
 
 
 @dataclass
@@ -75,14 +77,16 @@ def config_hash(exp: Experiment) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def plan(exp: Experiment, only: dict[str, str] | None = None) -> list[RunKey]:
-    """Every ranker x replicate, replicate-major, filtered by ``--only``."""
-    keys = [RunKey(r, rep) for rep in range(exp.replicates) for r in range(len(exp.rankers))]
+def plan(pts: list[Point], only: dict[str, str] | None = None) -> list[RunKey]:
+    """Every point x ranker x replicate (replicate-major), filtered by ``--only``."""
+    exp = pts[0].exp
+    keys = [RunKey(p.index, r, rep) for rep in range(exp.replicates) for p in pts
+            for r in range(len(exp.rankers))]
     if not only:
         return keys
-    unknown = set(only) - {"ranker", "replicate"}
+    unknown = set(only) - {"ranker", "replicate", "point"}
     if unknown:
-        raise RunnerError(f"--only: unknown key(s) {', '.join(sorted(unknown))} (known: ranker, replicate)")
+        raise RunnerError(f"--only: unknown key(s) {', '.join(sorted(unknown))} (known: ranker, replicate, point)")
     out = []
     for k in keys:
         spec = exp.rankers[k.ranker]
@@ -90,25 +94,34 @@ def plan(exp: Experiment, only: dict[str, str] | None = None) -> list[RunKey]:
             continue
         if "replicate" in only and only["replicate"] != str(k.replicate):
             continue
+        if "point" in only and only["point"] != str(k.point):
+            continue
         out.append(k)
     if not out:
         raise RunnerError(f"--only {only}: matches no run")
     return out
 
 
-def execute(exp: Experiment, key: RunKey, run_dir: Path) -> RunOutcome:
+def sweep_columns(params: dict[str, Any]) -> dict[str, Any]:
+    """Result columns of a sweep point: ``sweep_<dotted key with dots as underscores>``."""
+    return {"sweep_" + key.replace(".", "_"): value for key, value in params.items()}
+
+
+def execute(point: Point, key: RunKey, run_dir: Path, run_id: str) -> RunOutcome:
     """Run one simulation and write its tables to ``run_dir`` atomically."""
     from sim.engine import Simulation
 
-    spec: RankerSpec = exp.rankers[key.ranker]
-    run_id = key.run_id(exp)
-    sim = Simulation(exp, spec, key.replicate)
+    spec: RankerSpec = point.exp.rankers[key.ranker]
+    sim = Simulation(point.exp, spec, key.replicate, run_id=run_id)
     recorder = sim.run()
     tmp = run_dir.with_name(run_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    extra = sweep_columns(point.params)
     for name, table in recorder.tables.items():
+        for column, value in extra.items():
+            table = table.append_column(column, pa.array([value] * table.num_rows, type=pa.array([value]).type))
         write_parquet(table, tmp / f"{name}.parquet")
     (tmp / "run.json").write_text(json.dumps({"run_id": run_id, "impressions": sim.impressions,
                                               "wall_s": sim.wall_s}))
@@ -116,11 +129,15 @@ def execute(exp: Experiment, key: RunKey, run_dir: Path) -> RunOutcome:
     return RunOutcome(run_id, sim.impressions, sim.wall_s)
 
 
-def _execute_safely(exp: Experiment, key: RunKey, run_dir: Path) -> RunOutcome:
+def _execute_safely(point: Point, key: RunKey, run_dir: Path, run_id: str) -> RunOutcome:
     try:
-        return execute(exp, key, run_dir)
-    except Exception:  # a user's ranker may raise anything; report it with its run
-        return RunOutcome(key.run_id(exp), error=traceback.format_exc())
+        return execute(point, key, run_dir, run_id)
+    except Exception:  # a user's ranker may raise anything; report it with its run and parameters
+        spec = point.exp.rankers[key.ranker]
+        where = f"ranker {spec.label or spec.name} ({spec.name}), replicate {key.replicate}"
+        if point.params:
+            where += f", sweep point {point.index} {point.params}"
+        return RunOutcome(run_id, error=f"{where}\n{traceback.format_exc()}")
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
@@ -158,6 +175,7 @@ class Runner:
     def __init__(self, exp: Experiment, out: Path, jobs: int = 1, force: bool = False,
                  overrides: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None):
         self.exp = exp
+        self.points = points(exp)
         self.out = Path(out)
         self.jobs = max(1, jobs)
         self.force = force
@@ -184,13 +202,14 @@ class Runner:
         if manifest_path.exists():
             return json.loads(manifest_path.read_text())
         return {"experiment": self.exp.name, "config_hash": digest, "config": to_dict(self.exp),
-                "overrides": self.overrides, "seed": self.exp.seed, "versions": _versions(),
+                "overrides": self.overrides, "seed": self.exp.seed,
+                "sweep_points": [p.params for p in self.points], "versions": _versions(),
                 "git_revision": _git_revision(), "runs": {}}
 
     def run(self, keys: Iterable[RunKey]) -> list[RunOutcome]:
         manifest = self._prepare()
         keys = list(keys)
-        todo = [k for k in keys if not (self.out / "runs" / k.run_id(self.exp)).exists()]
+        todo = [k for k in keys if not (self.out / "runs" / k.run_id(self.points)).exists()]
         skipped = len(keys) - len(todo)
         if skipped:
             self.progress(f"resuming: {skipped} of {len(keys)} runs already finished")
@@ -219,11 +238,10 @@ class Runner:
 
         if self.jobs == 1 or len(todo) <= 1:
             for key in todo:
-                finished(_execute_safely(self.exp, key, self.out / "runs" / key.run_id(self.exp)))
+                finished(_execute_safely(*self._job(key)))
         else:
             with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo))) as pool:
-                pending: set[Future[RunOutcome]] = {
-                    pool.submit(_execute_safely, self.exp, k, self.out / "runs" / k.run_id(self.exp)) for k in todo}
+                pending: set[Future[RunOutcome]] = {pool.submit(_execute_safely, *self._job(k)) for k in todo}
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
@@ -242,6 +260,10 @@ class Runner:
         self._write_manifest(manifest)
         return outcomes
 
+    def _job(self, key: RunKey) -> tuple[Point, RunKey, Path, str]:
+        run_id = key.run_id(self.points)
+        return self.points[key.point], key, self.out / "runs" / run_id, run_id
+
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         _atomic_write_bytes(self.out / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
 
@@ -252,15 +274,19 @@ class Runner:
             return
         runs = pq.read_table(path).to_pydict()
         labels = [s.label or s.name for s in self.exp.rankers]
-        columns = metrics.summarise(runs, labels, self.exp.baseline or None, _bootstrap_rng(self.exp))
+        columns = metrics.summarise(runs, labels, self.exp.baseline or None, _bootstrap_rng(self.exp),
+                                    groups=sorted(sweep_columns(self.points[0].params)))
+        table = make_table("summary", columns)
+        for column in sorted(sweep_columns(self.points[0].params)):
+            table = table.append_column(column, pa.array(columns[column]))
         tmp = self.out / ".summary.parquet.tmp"
-        write_parquet(make_table("summary", columns), tmp)
+        write_parquet(table, tmp)
         os.replace(tmp, self.out / "summary.parquet")
 
     def combine(self, keys: list[RunKey]) -> None:
         """Concatenate finished runs' tables (in plan order) into the top-level tables."""
-        all_keys = plan(self.exp)
-        run_dirs = [self.out / "runs" / k.run_id(self.exp) for k in all_keys]
+        all_keys = plan(self.points)
+        run_dirs = [self.out / "runs" / k.run_id(self.points) for k in all_keys]
         run_dirs = [d for d in run_dirs if d.exists()]
         for name in TABLES:
             tables = [pq.read_table(d / f"{name}.parquet") for d in run_dirs]

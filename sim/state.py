@@ -100,8 +100,8 @@ class PlatformState:
         Post columns and counters (rankers must not read ``quality``: it is latent).
     affinity : (n_users, n_topics) float32
         Interest of each user in each topic relative to their main topic.
-    interest_flat : (n_users * n_topics,) float64
-        Row-wise cumulative interest plus the row index, for sampling topics.
+    interest_cum : (n_users, n_topics) float32
+        Row-wise cumulative interest (last column 1), for sampling a topic per slot.
     follows : CSR (n_users, n_users)
         Follower -> followee, merged from the append buffer every ``merge_hours``.
     author_posts, reshares : Rings
@@ -122,10 +122,7 @@ class PlatformState:
         self.posts = posts
         self.affinity = world.users.affinity
         cum = np.cumsum(world.users.interest, axis=1, dtype=np.float64)
-        cum /= cum[:, -1:]
-        # Row u's cumulative interest shifted by u: one sorted array, so a topic per slot is a
-        # single searchsorted of (u + uniform) for any batch of users.
-        self.interest_flat = (cum + np.arange(n, dtype=np.float64)[:, None]).ravel()
+        self.interest_cum = (cum / cum[:, -1:]).astype(np.float32)
         self.follows: sp.csr_matrix = world.follows
         self.follower_counts = world.follower_counts
         self.n_users = n
@@ -145,10 +142,11 @@ class PlatformState:
         rows = np.repeat(np.arange(follows.shape[0], dtype=np.int64), np.diff(follows.indptr))
         return rows * follows.shape[0] + follows.indices.astype(np.int64)
 
-    def draw_topics(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One topic per entry of ``users``, drawn from each user's interests."""
-        pos = np.searchsorted(self.interest_flat, users + rng.random(len(users)), side="right")
-        return (pos - users * self.n_topics).clip(0, self.n_topics - 1)
+    def draw_topics(self, users: np.ndarray, per_user: int, rng: np.random.Generator) -> np.ndarray:
+        """``per_user`` topics for each of ``users``, drawn from their interests: shape ``(n, per_user)``."""
+        draws = rng.random((len(users), per_user), dtype=np.float32)
+        topic = (draws[:, :, None] > self.interest_cum[users][:, None, :]).sum(axis=2)
+        return topic.clip(0, self.n_topics - 1)
 
     def is_following(self, followers: np.ndarray, followees: np.ndarray) -> np.ndarray:
         """Whether each follower follows each followee (merged graph plus pending follows)."""

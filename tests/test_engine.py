@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pytest
 from conftest import SCENARIO, add_posts, hand_state, hand_world, make_experiment, run_simulation, spec_of
 
-from sim.config import ConfigError
+from sim.config import ConfigError, points
 from sim.engine import Simulation
 from sim.rankers.base import POOL, Feedback
 from sim.rankers.content import ContentParams, ContentRanker
@@ -298,7 +298,7 @@ def _runner_out(root: Path, name: str, jobs: int) -> Path:
     exp = make_experiment(SCENARIO, {"world": {"users": 800}, "horizon_days": 0.1, "warmup_hours": 1.0,
                                      "recording": {"impression_sample_rate": 0.05}})
     out = root / name
-    outcomes = Runner(exp, out, jobs=jobs, progress=lambda line: None).run(plan(exp))
+    outcomes = Runner(exp, out, jobs=jobs, progress=lambda line: None).run(plan(points(exp)))
     assert all(o.error is None for o in outcomes), [o.error for o in outcomes]
     return out
 
@@ -336,7 +336,7 @@ def test_rerun_into_finished_folder_skips_every_run(runner_outputs, tmp_path) ->
     exp = make_experiment(SCENARIO, {"world": {"users": 800}, "horizon_days": 0.1, "warmup_hours": 1.0,
                                      "recording": {"impression_sample_rate": 0.05}})
     before = (a / "runs.parquet").read_bytes()
-    outcomes = Runner(exp, a, jobs=1, progress=lambda line: None).run(plan(exp))
+    outcomes = Runner(exp, a, jobs=1, progress=lambda line: None).run(plan(points(exp)))
     assert outcomes == []
     assert (a / "runs.parquet").read_bytes() == before
 

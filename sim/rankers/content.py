@@ -78,7 +78,7 @@ class ContentParams:
                                 lo=0, hi=1)
     follow_share: float = knob(0.05, "share of slots showing a followed account's post", lo=0, hi=1)
     oversample: int = knob(2, "candidates drawn per slot (unseen ones fill the slate)", lo=1, hi=20)
-    fallback_oversample: int = knob(2, "candidates per slot drawn from uniformly chosen topics, used "
+    fallback_oversample: int = knob(1, "candidates per slot drawn from uniformly chosen topics, used "
                                     "after the interest candidates", lo=0, hi=20)
     refill_rounds: int = knob(2, "extra draws from all topics for slates left short by seen posts", lo=0,
                               hi=10)
@@ -237,7 +237,7 @@ class ContentRanker(Ranker):
         viewer = users[row]
         m = len(row)
         # A topic per candidate: by interest, or uniformly for exploration.
-        topic = st.draw_topics(viewer, rng)
+        topic = st.draw_topics(users, c, rng).ravel()
         column = np.tile(np.arange(c), b)
         explore = np.flatnonzero((rng.random(m) < explore_share) | (column >= c_main))
         topic[explore] = rng.integers(0, st.n_topics, len(explore))
