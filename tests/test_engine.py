@@ -94,9 +94,9 @@ def test_timeseries_counters_are_monotone(scenario_runs, label: str) -> None:  #
     for row in ts:
         series[(row["entity"], row["metric"])].append((row["time_h"], row["value"]))
     assert ("video", "views") in series and ("cream", "inventory") in series and ("seller", "followers") in series
-    for (entity, metric), points in series.items():
-        points.sort()
-        values = np.array([v for _, v in points])
+    for (entity, metric), samples in series.items():
+        samples.sort()
+        values = np.array([v for _, v in samples])
         assert len(values) >= 5, (entity, metric)  # hourly; the post exists from 0.5 h to 6 h
         steps = np.diff(values)
         if metric == "inventory":
