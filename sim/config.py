@@ -125,7 +125,7 @@ class BehaviorConfig:
     watch_quality: float = knob(0.55, "watch-fraction logit per unit of latent quality")
     watch_affinity: float = knob(1.2, "watch-fraction logit at full interest in the post's topic")
     watch_polish: float = knob(0.9, "watch-fraction logit lost per unit of polish x sensitivity")
-    watch_length: float = knob(0.35, "watch-fraction logit lost per doubling of post length over 30 s")
+    watch_length: float = knob(0.2, "watch-fraction logit lost per doubling of post length over 30 s")
     watch_noise: float = knob(1.0, "sd of the per-impression watch-fraction logit noise", lo=0)
     complete_at: float = knob(0.9, "watch fraction that counts as a completion", lo=0.01, hi=1)
     swipe_seconds: float = knob(1.5, "time to swipe to the next post", lo=0, unit="s")

@@ -55,7 +55,7 @@ class ContentParams:
                                  "if its pool is not used up", lo=1, hi=100)
     core_affinity: float = knob(0.5, "stage-0 audience: users whose affinity to the topic is at least this",
                                 lo=0, hi=1)
-    widening: float = knob(0.35, "each later stage's affinity threshold is this times the previous one",
+    widening: float = knob(0.55, "each later stage's affinity threshold is this times the previous one",
                            lo=0, hi=1)
     promote_share: float = knob(0.15, "share of reviewed posts promoted at each stage (the threshold is the "
                                 "running 1 - share quantile of recent scores at that stage)", lo=0, hi=1)
@@ -66,6 +66,9 @@ class ContentParams:
                                     "post's score", lo=0)
     w_completion: float = knob(4.0, "score weight of a completion (the dominant signal)", lo=0)
     w_watch: float = knob(1.0, "score weight of the watch fraction", lo=0)
+    w_dwell: float = knob(2.0, "score weight of dwell time, min(watch seconds, dwell_cap_s) / dwell_cap_s",
+                          lo=0)
+    dwell_cap_s: float = knob(60.0, "dwell time that earns the full dwell weight", lo=1, unit="s")
     w_like: float = knob(2.0, "score weight of a like", lo=0)
     w_comment: float = knob(6.0, "score weight of a comment", lo=0)
     w_share: float = knob(12.0, "score weight of a share", lo=0)
@@ -309,8 +312,10 @@ class ContentRanker(Ranker):
         # Only impressions served by the post's current stage count toward it.
         current = self.stage[post] == (feedback.channel[pool] - POOL)
         post = post[current]
+        fraction = feedback.watch_fraction[pool][current]
+        dwell = np.minimum(fraction * st.posts.length_s[post], p.dwell_cap_s) / p.dwell_cap_s
         value = (p.w_completion * feedback.completed[pool][current]
-                 + p.w_watch * feedback.watch_fraction[pool][current]
+                 + p.w_watch * fraction + p.w_dwell * dwell
                  + p.w_like * feedback.liked[pool][current]
                  + p.w_comment * feedback.commented[pool][current]
                  + p.w_share * feedback.shared[pool][current]
