@@ -72,8 +72,8 @@ class Simulation:
         label = spec.label or spec.name
         self.recorder = Recorder(exp, label, replicate, self.world, self.posts, run_id or f"{label}-r{replicate}")
         self.tracked = Tracked([], [], [])
-        self.session_rate = self.users.active_share * exp.world.sessions_per_day / DAY  # (n,) per s
-        self.session_cum = np.cumsum(self.session_rate, dtype=np.float64)
+        self.arrival_day = -1
+        self.session_cum = np.zeros(self.users.n)
         self.posting_cum = np.cumsum(self.users.posting_rate.astype(np.float64) / DAY)
         diurnal = np.asarray(exp.world.diurnal, dtype=np.float64)
         self.diurnal = diurnal / diurnal.mean()  # multiplier per hour, mean 1
@@ -167,7 +167,16 @@ class Simulation:
         of the summed length.
         """
         rng = self.rngs["arrivals"]
+        day = int((now + self.exp.warmup_s) // DAY)
+        if day != self.arrival_day:
+            # Who opens the app today: each user with their daily-activity probability.  Active
+            # users then start sessions at sessions_per_day, each a share of their daily budget.
+            active_today = rng.random(self.users.n) < self.users.active_share
+            self.session_cum = np.cumsum(active_today * (self.exp.world.sessions_per_day / DAY))
+            self.arrival_day = day
         total = self.session_cum[-1]
+        if total <= 0:
+            return np.zeros(0, np.int64), np.zeros(0)
         m = rng.poisson(total * self.dt * self.hour_factor(now))
         users = np.searchsorted(self.session_cum, rng.random(m) * total, side="right")
         mean_session = self.users.attention_s[users] / self.exp.world.sessions_per_day
