@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NAME ?= trinidad
 ARGS ?=
 
-.PHONY: setup test test-slow experiment report lint clean
+.PHONY: setup test test-slow experiment report bench lint clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,9 @@ experiment: setup
 
 report: setup
 	$(BIN)/python -m sim report $(NAME)
+
+bench: setup
+	$(BIN)/python -m sim bench --scaling --json
 
 lint: setup
 	$(BIN)/ruff check sim tests

@@ -128,6 +128,21 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from sim import bench
+
+    if args.scaling:
+        rows = bench.scaling(args.days, Path("results") / "bench")
+    else:
+        rows = [bench.bench(args.users, args.days)]
+    print(bench.table(rows))
+    if args.json:
+        print(json.dumps(rows[-1]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("schema", help="print every configuration field (or --results: every result column)")
     p.add_argument("--results", action="store_true")
     p.set_defaults(func=cmd_schema)
+    p = sub.add_parser("bench", help="engine impressions/s against a floor kernel, in one process")
+    p.add_argument("--users", type=int, default=200_000)
+    p.add_argument("--days", type=float, default=1.0)
+    p.add_argument("--scaling", action="store_true", help="50k to 1M users; writes results/bench/")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+    p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

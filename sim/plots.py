@@ -1116,3 +1116,31 @@ def forest(runs: pa.Table, ctx: Context, metric_names: Sequence[str] | None = No
                 title += f" ({r['ranker']})"
         return _finish(fig, ctx, name, title, f"Dots: mean of per-replicate differences (ranker − {baseline}); "
                        f"bars: 95% bootstrap CI (seed {ctx.seed}). Shares in percentage points (pp).")
+
+
+def bench_scaling(rows: list[dict], stem: Path) -> str:
+    """``sim bench --scaling``: impressions/s and peak memory against users (PNG + SVG)."""
+    users = np.array([r["users"] for r in rows], dtype=float)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.8, 7.2))
+    for key, label in (("impressions_per_s", "engine, content ranker"),
+                       ("follower_impressions_per_s", "engine, follower ranker"),
+                       ("floor_impressions_per_s", "floor kernel")):
+        left.plot(users, [r[key] for r in rows], marker="o", label=label)
+    left.set_xscale("log")
+    left.set_xlabel("Users")
+    left.set_ylabel("Impressions per second (one process)")
+    left.legend(frameon=False)
+    right.plot(users, [r["peak_rss_mb"] for r in rows], marker="o", color="#555555")
+    right.set_xscale("log")
+    right.set_xlabel("Users")
+    right.set_ylabel("Peak memory (MB)")
+    flat = rows[-1]["impressions_per_s"] / max(rows[0]["impressions_per_s"], 1)
+    title = (f"Engine throughput at {int(users[-1]):,} users is {flat:.2f}x that at {int(users[0]):,}; "
+             f"peak memory {rows[-1]['peak_rss_mb']:,.0f} MB")
+    fig.suptitle(title, fontsize=15, fontweight="bold", x=0.01, ha="left")
+    fig.tight_layout()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(stem.with_suffix(".png"), dpi=200)
+    fig.savefig(stem.with_suffix(".svg"))
+    plt.close(fig)
+    return title

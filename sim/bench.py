@@ -1,0 +1,137 @@
+"""``python -m sim bench``: engine throughput against a floor kernel, in one process.
+
+The floor kernel is the least batched numpy work that can serve an impression: per batch of
+1,024 sessions, 64 candidate post ids per session drawn from the user's topic bucket out of
+200,000 live posts, their 32-dimensional float32 vectors gathered and scored by dot product,
+the top 8 kept, a watch fraction, like and share drawn per impression and per-post counters
+scatter-added.  No events, no bookkeeping: the ratio engine / floor says how much the
+simulator's model and records cost on top of the unavoidable work, on the same machine, in
+the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.config import Experiment, RankerSpec, parse
+
+FLOOR_POSTS = 200_000
+FLOOR_DIM = 32
+FLOOR_BATCH = 1024
+FLOOR_CANDIDATES = 64
+FLOOR_SLATE = 8
+
+
+def floor_kernel(seconds: float = 3.0, seed: int = 0) -> float:
+    """Impressions per second of the floor kernel, run for about ``seconds``."""
+    rng = np.random.default_rng(seed)
+    n_topics = 20
+    vectors = rng.standard_normal((FLOOR_POSTS, FLOOR_DIM), dtype=np.float32)
+    topic_of_post = rng.integers(0, n_topics, FLOOR_POSTS)
+    order = np.argsort(topic_of_post, kind="stable")
+    bucket_start = np.searchsorted(topic_of_post[order], np.arange(n_topics))
+    bucket_size = np.bincount(topic_of_post, minlength=n_topics)
+    views = np.zeros(FLOOR_POSTS, np.int64)
+    likes = np.zeros(FLOOR_POSTS, np.int64)
+    shares = np.zeros(FLOOR_POSTS, np.int64)
+    served = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        user_topic = rng.integers(0, n_topics, FLOOR_BATCH)
+        user_vec = rng.standard_normal((FLOOR_BATCH, FLOOR_DIM), dtype=np.float32)
+        offset = (rng.random((FLOOR_BATCH, FLOOR_CANDIDATES)) * bucket_size[user_topic][:, None]).astype(np.int64)
+        cand = order[bucket_start[user_topic][:, None] + offset]
+        score = np.einsum("bcd,bd->bc", vectors[cand], user_vec)
+        top = np.argpartition(-score, FLOOR_SLATE, axis=1)[:, :FLOOR_SLATE]
+        post = np.take_along_axis(cand, top, axis=1).ravel()
+        watch = rng.random(len(post), dtype=np.float32)
+        liked = rng.random(len(post)) < 0.05 * watch
+        shared = rng.random(len(post)) < 0.004 * watch
+        np.add.at(views, post, 1)
+        np.add.at(likes, post[liked], 1)
+        np.add.at(shares, post[shared], 1)
+        served += len(post)
+    return served / (time.perf_counter() - started)
+
+
+def bench_experiment(users: int, days: float, seed: int = 7) -> Experiment:
+    """The standard synthetic world: default calibrated behaviour, content and follower rankers."""
+    return parse({"seed": seed, "replicates": 1, "horizon_days": days, "warmup_hours": 6.0,
+                  "world": {"users": users}, "rankers": [{"name": "content"}, {"name": "follower"}]}, "bench")
+
+
+def run_engine(exp: Experiment, spec: RankerSpec) -> dict[str, float]:
+    from sim.engine import Simulation
+
+    started = time.perf_counter()
+    sim = Simulation(exp, spec, 0)
+    setup = time.perf_counter() - started
+    sim.run()
+    events = len(sim.posts) + sum(len(d.post) for _, d in sim.recorder._promotions)
+    return {"impressions": sim.impressions, "wall_s": sim.wall_s, "setup_s": setup,
+            "impressions_per_s": sim.impressions / sim.wall_s, "events_per_s": events / sim.wall_s}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench(users: int, days: float) -> dict[str, Any]:
+    """One size: floor kernel, then the engine with the content and the follower ranker."""
+    floor = floor_kernel()
+    exp = bench_experiment(users, days)
+    content = run_engine(exp, exp.rankers[0])
+    follower = run_engine(exp, exp.rankers[1])
+    return {
+        "users": users, "days": days,
+        "impressions_per_s": round(content["impressions_per_s"]),
+        "follower_impressions_per_s": round(follower["impressions_per_s"]),
+        "floor_impressions_per_s": round(floor),
+        "ratio": round(content["impressions_per_s"] / floor, 4),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "setup_s": round(content["setup_s"], 2),
+        "events_per_s": round(content["events_per_s"], 1),
+        "content_impressions": content["impressions"], "content_wall_s": round(content["wall_s"], 2),
+    }  # fmt: skip
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = f"{'users':>10}{'days':>6}{'content imp/s':>15}{'follower imp/s':>16}{'floor imp/s':>14}" \
+           f"{'ratio':>8}{'peak MB':>9}{'setup s':>9}"
+    lines = [head]
+    for r in rows:
+        lines.append(f"{r['users']:>10,}{r['days']:>6g}{r['impressions_per_s']:>15,}"
+                     f"{r['follower_impressions_per_s']:>16,}{r['floor_impressions_per_s']:>14,}"
+                     f"{r['ratio']:>8.3f}{r['peak_rss_mb']:>9,.0f}{r['setup_s']:>9.1f}")
+    return "\n".join(lines)
+
+
+SCALING = (50_000, 100_000, 200_000, 500_000, 1_000_000)
+
+
+def scaling(days: float, out: Path) -> list[dict[str, Any]]:
+    """Each size in a fresh process (so peak memory is per size); writes out/bench.json and a plot."""
+    import subprocess
+    import sys
+
+    rows = []
+    for users in SCALING:
+        proc = subprocess.run([sys.executable, "-m", "sim", "bench", "--users", str(users), "--days", str(days),
+                               "--json"], capture_output=True, text=True, check=True)
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(rows, indent=2))
+    try:
+        from sim.plots import bench_scaling
+    except ImportError:
+        return rows
+    bench_scaling(rows, out / "scaling")
+    return rows
+
