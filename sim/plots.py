@@ -1121,7 +1121,8 @@ def forest(runs: pa.Table, ctx: Context, metric_names: Sequence[str] | None = No
 def bench_scaling(rows: list[dict], stem: Path) -> str:
     """``sim bench --scaling``: impressions/s and peak memory against users (PNG + SVG)."""
     users = np.array([r["users"] for r in rows], dtype=float)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12.8, 7.2))
+    fig, axes = _figure(1, 2)
+    left, right = axes[0]
     for key, label in (("impressions_per_s", "engine, content ranker"),
                        ("follower_impressions_per_s", "engine, follower ranker"),
                        ("floor_impressions_per_s", "floor kernel")):
@@ -1138,9 +1139,7 @@ def bench_scaling(rows: list[dict], stem: Path) -> str:
     title = (f"Engine throughput at {int(users[-1]):,} users is {flat:.2f}x that at {int(users[0]):,}; "
              f"peak memory {rows[-1]['peak_rss_mb']:,.0f} MB")
     fig.suptitle(title, fontsize=15, fontweight="bold", x=0.01, ha="left")
-    fig.tight_layout()
     stem.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(stem.with_suffix(".png"), dpi=200)
     fig.savefig(stem.with_suffix(".svg"))
-    plt.close(fig)
     return title

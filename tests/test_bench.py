@@ -16,3 +16,13 @@ def test_bench_table_and_engine_on_a_tiny_world() -> None:
     text = bench.table([{"users": 2000, "days": 0.02, "impressions_per_s": 1, "follower_impressions_per_s": 1,
                          "floor_impressions_per_s": 2, "ratio": 0.5, "peak_rss_mb": 10.0, "setup_s": 0.1}])
     assert "2,000" in text and "0.500" in text
+
+
+def test_scaling_plot_is_written(tmp_path) -> None:
+    from sim.plots import bench_scaling
+
+    rows = [{"users": u, "impressions_per_s": 100 + u // 1000, "follower_impressions_per_s": 50,
+             "floor_impressions_per_s": 1000, "peak_rss_mb": u / 1000} for u in (50_000, 100_000)]
+    title = bench_scaling(rows, tmp_path / "scaling")
+    assert (tmp_path / "scaling.png").stat().st_size > 0 and (tmp_path / "scaling.svg").stat().st_size > 0
+    assert "100,000 users" in title
