@@ -10,7 +10,6 @@ batch; every event in a window sees the state as of the window's start.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import simpy
@@ -28,15 +27,6 @@ DAY = 86400.0
 FIRST_SLATE = 8
 MAX_SLATE = 64
 MERGE_FOLLOWS_HOURS = 6.0
-
-
-@dataclass
-class Tracked:
-    """Scenario posts and planted accounts whose trajectories are recorded."""
-
-    post_names: list[str]
-    post_ids: list[int]
-    followers_at_post: list[np.ndarray]  # sorted follower ids of the author when posted
 
 
 class Simulation:
@@ -71,7 +61,6 @@ class Simulation:
         self.ranker: Ranker = ranker_cls(spec.params, self.rngs["ranker"])
         label = spec.label or spec.name
         self.recorder = Recorder(exp, label, replicate, self.world, self.posts, run_id or f"{label}-r{replicate}")
-        self.tracked = Tracked([], [], [])
         self.arrival_day = -1
         self.session_cum = np.zeros(self.users.n)
         self.posting_cum = np.cumsum(self.users.posting_rate.astype(np.float64) / DAY)
@@ -206,10 +195,7 @@ class Simulation:
         }  # fmt: skip
         (post,) = self.add_posts(columns, now)
         followers = self.state.followers_of(author)
-        self.tracked.post_names.append(event.name)
-        self.tracked.post_ids.append(int(post))
-        self.tracked.followers_at_post.append(followers)
-        self.recorder.track_post(event.name, int(post))
+        self.recorder.track_post(event.name, int(post), followers)
 
     def add_posts(self, columns: dict[str, np.ndarray], now: float) -> np.ndarray:
         authors = np.asarray(columns["author"], dtype=np.int64)
@@ -306,7 +292,7 @@ class Simulation:
                             commented=react.commented, shared=react.shared, followed=followed,
                             purchased=purchased)
         self.ranker.observe(feedback)
-        self.recorder.impressions(feedback, now, self.tracked)
+        self.recorder.impressions(feedback, now)
 
     def new_follows(self, viewer: np.ndarray, author: np.ndarray, intent: np.ndarray) -> np.ndarray:
         """Turn follow intents into follows: not yourself, not twice, once per pair."""

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from sim import metrics
 from sim.rankers.base import CHANNEL_NAMES, FOLLOWING, POOL, RESHARE, Feedback, PoolDecisions
+from sim.rng import streams
 
 if TYPE_CHECKING:
     from sim.config import Experiment
@@ -171,14 +172,13 @@ class Recorder:
         self.world = world
         self.posts = posts
         self.sample_rate = exp.recording.impression_sample_rate
-        from sim.rng import streams
-
         self.rng = streams(exp.seed, replicate)["recording"]
         self._promotions: list[tuple[float, PoolDecisions]] = []
         self._impressions: list[dict[str, np.ndarray]] = []
         self._series: list[tuple[float, str, str, str, float]] = []
         self.tracked_names: list[str] = []
         self.tracked_ids: list[int] = []
+        self.tracked_followers: list[np.ndarray] = []  # sorted follower ids when posted
         self.tracked_nonfollower: list[int] = []
         self.tracked_hours_to: list[list[float]] = []
         self.sellout_s = np.full(len(world.products.names), np.nan)
@@ -189,9 +189,11 @@ class Recorder:
 
     # ---------------------------------------------------------------- during the run
 
-    def track_post(self, name: str, post: int) -> None:
+    def track_post(self, name: str, post: int, followers: np.ndarray) -> None:
+        """Record every impression of ``post``; ``followers``: its author's followers when posted."""
         self.tracked_names.append(name)
         self.tracked_ids.append(post)
+        self.tracked_followers.append(followers)
         self.tracked_nonfollower.append(0)
         self.tracked_hours_to.append([np.nan] * len(THRESHOLDS))
 
@@ -201,7 +203,7 @@ class Recorder:
     def sellout(self, product: int, now: float) -> None:
         self.sellout_s[product] = now
 
-    def impressions(self, fb: Feedback, now: float, tracked: Any) -> None:
+    def impressions(self, fb: Feedback, now: float) -> None:
         self.n_impressions += len(fb.post)
         self.sum_fraction += float(fb.watch_fraction.sum(dtype=np.float64))
         np.add.at(self.channel_counts, fb.channel.astype(np.int64) & 255, 1)
@@ -211,7 +213,7 @@ class Recorder:
             if not mine.any():
                 continue
             is_tracked |= mine
-            followers = tracked.followers_at_post[i]
+            followers = self.tracked_followers[i]
             self.tracked_nonfollower[i] += int((~np.isin(fb.user[mine], followers)).sum())
             views = int(self.posts.views[pid])
             for j, threshold in enumerate(THRESHOLDS):

@@ -128,7 +128,7 @@ def test_sales_are_purchases_of_the_product_post(scenario_runs, label: str) -> N
     sim = scenario_runs[label]
     posts = sim.recorder.tables["posts"]
     purchases = column(posts, "purchases")
-    (focal,) = sim.tracked.post_ids
+    (focal,) = sim.recorder.tracked_ids
     assert purchases[focal] == sim.world.products.sold[0]
     assert purchases.sum() == purchases[focal]  # the only post with a product
     imp = sim.recorder.tables["impressions"]
@@ -140,7 +140,7 @@ def test_small_stock_sells_out_and_stays_at_zero(scenario_runs) -> None:  # type
     products = sim.world.products
     assert products.inventory[0] == 0 and products.sold[0] == products.initial[0]
     focal = sim.recorder.tables["focal"].to_pylist()[0]
-    (post,) = sim.tracked.post_ids
+    (post,) = sim.recorder.tracked_ids
     expected = (products.sellout_at[0] - sim.posts.created_at[post]) / 3600.0
     assert focal["sellout_hours"] == pytest.approx(expected)
     assert focal["purchases"] == products.initial[0]
@@ -189,8 +189,8 @@ def test_scenario_post_counts_followers_still_in_the_append_buffer(scenario_expe
                if u != seller and not sim.state.is_following(np.array([u]), np.array([seller]))[0])
     sim.state.add_follows(np.array([fan]), np.array([seller]))
     sim.post_scenario(0, scenario_experiment.events[0], 0.0)
-    (post,) = sim.tracked.post_ids
-    followers = sim.tracked.followers_at_post[0]
+    (post,) = sim.recorder.tracked_ids
+    followers = sim.recorder.tracked_followers[0]
     assert sim.posts.author_followers_at_post[post] == 21
     assert fan in followers
     assert len(followers) == sim.posts.author_followers_at_post[post]
@@ -206,7 +206,7 @@ def test_scenario_event_accepted_by_validation_is_posted() -> None:
     except ConfigError:
         return  # rejected up front: fine
     sim = run_simulation(exp, "follower")
-    assert sim.tracked.post_names == ["video"]
+    assert sim.recorder.tracked_names == ["video"]
     assert sim.recorder.tables["focal"].num_rows == 1
 
 
@@ -279,7 +279,7 @@ def test_rankers_of_a_replicate_share_posts_and_session_budgets(scenario_runs) -
         assert np.array_equal(getattr(a.posts, name), getattr(b.posts, name)), name
     # Same arrivals during the run: the same session budgets per user and day.
     assert np.array_equal(a.budget_by_day, b.budget_by_day)
-    assert a.tracked.post_ids == b.tracked.post_ids
+    assert a.recorder.tracked_ids == b.recorder.tracked_ids
 
 
 def test_replicates_differ(scenario_experiment, scenario_runs) -> None:  # type: ignore[no-untyped-def]
