@@ -240,7 +240,9 @@ class Runner:
             for key in todo:
                 finished(_execute_safely(*self._job(key)))
         else:
-            with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo))) as pool:
+            # A fresh process per run: memory a run leaves fragmented is returned to the system,
+            # so a long batch peaks at one run's memory per worker.
+            with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), max_tasks_per_child=1) as pool:
                 pending: set[Future[RunOutcome]] = {pool.submit(_execute_safely, *self._job(k)) for k in todo}
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
