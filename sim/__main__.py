@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunnerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `python -m sim schema | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
