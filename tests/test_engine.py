@@ -414,3 +414,22 @@ def test_content_pool_decisions_do_not_depend_on_followers() -> None:
 def test_content_trace_does_depend_on_followers_when_they_are_mixed_in() -> None:
     # The harness can see a dependence when one exists: with follow_share > 0 the traces differ.
     assert not _same_trace(_pool_trace(STAR, 0.3), _pool_trace(SPARSE, 0.3))
+
+
+def test_interrupted_run_resumes_to_identical_results(runner_outputs, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A batch stopped after some runs (one run killed mid-write, leaving its temporary folder)
+    finishes on re-run and its Parquet files equal those of an uninterrupted batch."""
+    a, _, _ = runner_outputs
+    exp = make_experiment(SCENARIO, {"world": {"users": 800}, "horizon_days": 0.1, "warmup_hours": 1.0,
+                                     "recording": {"impression_sample_rate": 0.05}})
+    keys = plan(points(exp))
+    out = tmp_path / "resumed"
+    Runner(exp, out, jobs=1, progress=lambda line: None).run(keys[:1])
+    killed = keys[1].run_id(points(exp))
+    (out / "runs" / f"{killed}.tmp").mkdir()
+    (out / "runs" / f"{killed}.tmp" / "posts.parquet").write_bytes(b"half-written")
+    outcomes = Runner(exp, out, jobs=2, progress=lambda line: None).run(keys)
+    assert sorted(o.run_id for o in outcomes) == sorted(k.run_id(points(exp)) for k in keys[1:])
+    assert not list((out / "runs").glob("*.tmp"))
+    for f in _parquet_files(a):
+        assert f.read_bytes() == (out / f.relative_to(a)).read_bytes(), f.relative_to(a)
