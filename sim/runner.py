@@ -249,7 +249,7 @@ class Runner:
                     for fut in done:
                         finished(fut.result())
         wall = time.time() - started
-        self.combine(keys)
+        self.combine()
         total_imp = sum(v["impressions"] for v in manifest["runs"].values())
         total_wall = sum(v["wall_s"] for v in manifest["runs"].values())
         manifest.update({
@@ -285,10 +285,9 @@ class Runner:
         write_parquet(table, tmp)
         os.replace(tmp, self.out / "summary.parquet")
 
-    def combine(self, keys: list[RunKey]) -> None:
-        """Concatenate finished runs' tables (in plan order) into the top-level tables."""
-        all_keys = plan(self.points)
-        run_dirs = [self.out / "runs" / k.run_id(self.points) for k in all_keys]
+    def combine(self) -> None:
+        """Concatenate every finished run's tables (in plan order) into the top-level tables."""
+        run_dirs = [self.out / "runs" / k.run_id(self.points) for k in plan(self.points)]
         run_dirs = [d for d in run_dirs if d.exists()]
         for name in TABLES:
             tables = [pq.read_table(d / f"{name}.parquet") for d in run_dirs]
