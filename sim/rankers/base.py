@@ -165,7 +165,10 @@ def first_k_valid(candidates: np.ndarray, channels: np.ndarray, valid: np.ndarra
 
 
 def duplicate_in_row(candidates: np.ndarray) -> np.ndarray:
-    """True for every repeat of an id earlier in the same row, shape ``(n, c)``."""
+    """True for every repeat of an id earlier in the same row, shape ``(n, c)``.
+
+    Negative ids (the -1 padding of a slate) are never duplicates.
+    """
     n, c = candidates.shape
     if n == 0 or c == 0:
         return np.zeros(candidates.shape, dtype=bool)
@@ -174,7 +177,7 @@ def duplicate_in_row(candidates: np.ndarray) -> np.ndarray:
     _, first = np.unique(keys, return_index=True)
     dup = np.ones(n * c, dtype=bool)
     dup[first] = False
-    return dup.reshape(n, c)
+    return dup.reshape(n, c) & (candidates >= 0)
 
 
 def followee_edges(state: PlatformState, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -220,8 +220,7 @@ class ContentRanker(Ranker):
             extra = self._draw(users[short], k, 1.0)
             merged_ids = np.hstack([slate.post_ids[short], extra.post_ids])
             merged_ch = np.hstack([slate.channel[short], extra.channel])
-            valid = (merged_ids >= 0) & ~duplicate_in_row(np.where(merged_ids >= 0, merged_ids,
-                                                                   -1 - np.arange(2 * k)[None, :]))
+            valid = (merged_ids >= 0) & ~duplicate_in_row(merged_ids)
             top = first_k_valid(merged_ids, merged_ch, valid, k)
             slate.post_ids[short], slate.channel[short] = top.post_ids, top.channel
         return slate

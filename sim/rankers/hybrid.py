@@ -57,7 +57,7 @@ class HybridRanker(Ranker):
         post_ids = np.take_along_axis(post_ids, order, axis=1)
         channel = np.take_along_axis(channel, order, axis=1)
         valid = post_ids >= 0
-        valid &= ~duplicate_in_row(np.where(valid, post_ids, -1 - np.arange(2 * k)[None, :]))
+        valid &= ~duplicate_in_row(post_ids)
         return first_k_valid(post_ids, channel, valid, k)
 
     def observe(self, feedback: Feedback) -> None:
