@@ -52,18 +52,23 @@ class Reactions:
 
 
 def reactions(b: BehaviorConfig, fraction: np.ndarray, quality: np.ndarray, polish_penalty: np.ndarray,
-              rng: np.random.Generator) -> Reactions:
+              visible_likes: np.ndarray, author_followers: np.ndarray, rng: np.random.Generator) -> Reactions:
     """Like, comment, share and follow draws for impressions watched to ``fraction``.
 
     Follow is the rarest and strongest signal, then share, comment and like.
+    What users see of a post (its like count, bought likes included) and of its
+    author (follower count, bought followers included) nudges likes and
+    follows: social proof.
     """
     m = len(fraction)
     u = rng.random((4, m))
     polish = b.engagement_polish_scale * b.like_polish * polish_penalty
-    like = b.like_intercept + b.like_watch * fraction + b.like_quality * quality - b.like_polish * polish_penalty
+    like = (b.like_intercept + b.like_watch * fraction + b.like_quality * quality - b.like_polish * polish_penalty
+            + b.like_social_proof * np.log1p(visible_likes.astype(np.float64)))
     comment = b.comment_intercept + b.comment_watch * fraction + b.comment_quality * quality - polish
     share = b.share_intercept + b.share_watch * fraction + b.share_quality * quality - polish
-    follow = b.follow_intercept + b.follow_watch * fraction + b.follow_quality * quality - polish
+    follow = (b.follow_intercept + b.follow_watch * fraction + b.follow_quality * quality - polish
+              + b.follow_social_proof * np.log1p(author_followers.astype(np.float64)))
     return Reactions(
         liked=u[0] < sigmoid(like),
         commented=u[1] < sigmoid(comment),

@@ -64,7 +64,13 @@ class PlantedAccount:
     followers: int = knob(desc="exact number of (real, active) followers at t=0", lo=0)
     topic: str = knob(desc="the account's micro-community (a topic name)")
     posting_rate: float = knob(0.0, "background posts per day besides scenario posts", lo=0, unit="1/day")
-    bought_followers: int = knob(0, "inactive (bought) followers added at t=0; they never watch", lo=0)
+    bought_followers: int = knob(0, "inactive (bought) followers added at t=0; they never watch, but the "
+                                 "follower count users see includes them", lo=0)
+    authenticity: float = knob(-1.0, "authenticity of the account's background posts (-1: drawn like "
+                               "everyone's; 0 = retouched, 1 = real)", lo=-1, hi=1)
+    quality_quantile: float = knob(-1.0, "quality of its background posts as a population quantile (-1: its "
+                                   "own creator skill, like everyone)", lo=-1, hi=1 - 1e-6)
+    product: str = knob("", "a product its background posts sell (empty: none)")
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ class Product:
     seller: str = knob(desc="name of the planted account that sells it")
     price: float = knob(20.0, "unit price", lo=0, unit="currency")
     inventory: int = knob(100, "units in stock at t=0", lo=0, unit="units")
+    restock_units: int = knob(0, "units added each time the product sells out (0: never restocked)", lo=0,
+                              unit="units")
+    restock_hours: float = knob(48.0, "time from a sell-out to its restock", lo=0, unit="h")
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,8 @@ class WorldConfig:
     post_length_sigma: float = knob(0.8, "log-normal sigma of post length", lo=0, hi=3)
     authenticity_a: float = knob(6.0, "Beta(a, b) of post authenticity (1 = real, 0 = retouched): a", lo=0.01)
     authenticity_b: float = knob(2.0, "Beta(a, b) of post authenticity: b", lo=0.01)
+    sound_share: float = knob(0.3, "share of ordinary posts that carry an original sound (others can be "
+                              "reused by derivative posts)", lo=0, hi=1)
     polish_sensitivity_mean: float = knob(1.0, "mean of the per-user sensitivity to polish (exponential)",
                                           lo=0, hi=20)
     accounts: tuple[PlantedAccount, ...] = knob(default_factory=tuple,
@@ -146,6 +157,25 @@ class BehaviorConfig:
     purchase_watch: float = knob(2.5, "purchase logit per unit of watch fraction")
     purchase_affinity: float = knob(1.0, "purchase logit at full interest in the topic")
     purchase_social_proof: float = knob(0.25, "purchase logit per unit of log1p(likes + 5 x comments)")
+    like_social_proof: float = knob(0.08, "like logit per unit of log1p(visible likes): the bandwagon "
+                                    "effect of a post's like count (bought likes included)")
+    follow_social_proof: float = knob(0.05, "follow logit per unit of log1p(visible followers of the author)")
+    derivative_intercept: float = knob(-10.2, "logit that a viewer of a post with a sound makes a derivative "
+                                       "post (duet, stitch, 'use this sound') at zero watch, for an average "
+                                       "poster")
+    derivative_watch: float = knob(2.5, "derivative logit per unit of watch fraction")
+    derivative_quality: float = knob(0.8, "derivative logit per unit of the sound's appeal")
+    derivative_poster: float = knob(1.0, "derivative logit per unit of log(viewer's posting rate / mean "
+                                    "posting rate): people who post make derivatives")
+    derivative_delay_hours: float = knob(6.0, "mean delay from watching to posting the derivative "
+                                         "(exponential)", lo=0, unit="h")
+    sound_carry: float = knob(0.5, "share of a derivative post's quality that comes from its sound's appeal "
+                              "(the rest from its author's skill)", lo=0, hi=1)
+    sound_tap_intercept: float = knob(-5.0, "logit that a viewer opens a post's sound page, at zero watch")
+    sound_tap_watch: float = knob(2.5, "sound-page logit per unit of watch fraction")
+    sound_tap_quality: float = knob(0.8, "sound-page logit per unit of the sound's appeal")
+    sound_page_posts: int = knob(3, "posts a viewer watches from a sound page it opened (the original "
+                                 "first, then the sound's most viewed recent uses)", lo=1, hi=32)
     engagement_polish_scale: float = knob(1.0, "how strongly polish x sensitivity acts on comment, share "
                                           "and follow (multiplies like_polish)", lo=0)
 
@@ -166,6 +196,11 @@ class PostEvent:
     authenticity: float = knob(0.9, "authenticity (1 = real, 0 = retouched)", lo=0, hi=1)
     length_s: float = knob(30.0, "post length", lo=1, hi=3600, unit="s")
     product: str = knob("", "name of a product the post sells; empty = none")
+    sound: str = knob("", "name of the post's sound: the first post using a name releases it as an "
+                      "original sound by its account; empty = none")
+    bought_likes: int = knob(0, "likes bought for the post, added when it is posted (visible to users and "
+                             "to the follower ranker's engagement order; pools see only real engagement)",
+                             lo=0)
 
 
 @dataclass(frozen=True)
@@ -356,7 +391,13 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
     for i, prod in enumerate(world.products):
         if prod.seller not in accounts:
             problems.append(f"world.products[{i}].seller: unknown account {prod.seller!r}")
+        if prod.name in products:
+            problems.append(f"world.products[{i}].name: duplicate product name {prod.name!r}")
         products[prod.name] = prod
+    for i, acc in enumerate(world.accounts):
+        if acc.product and acc.product not in products:
+            problems.append(f"world.accounts[{i}].product: unknown product {acc.product!r} "
+                            f"(known: {', '.join(products) or 'none'})")
     names = set()
     for i, ev in enumerate(exp.events):
         key = f"events[{i}]"
@@ -531,7 +572,11 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None, quick: bo
 
 
 def apply_overrides(table: Mapping[str, Any], overrides: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Apply ``--set a.b=value`` overrides; ``rankers.<label>.k`` addresses a ranker's params."""
+    """Apply ``--set a.b=value`` overrides.
+
+    ``rankers.<label>.k`` addresses a ranker's params; ``name[i]`` addresses the
+    i-th table of a list (``world.accounts[0].bought_followers``).
+    """
     import copy
 
     out: dict[str, Any] = copy.deepcopy(dict(table))
@@ -546,11 +591,28 @@ def apply_overrides(table: Mapping[str, Any], overrides: Mapping[str, Any], sour
         else:
             node = out
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError([f"{source}: --set {dotted}: {part} is not a table"])
+            node = _child(node, part, dotted, source)
         node[parts[-1]] = value
     return out
+
+
+def _child(node: dict[str, Any], part: str, dotted: str, source: str) -> dict[str, Any]:
+    """The table under key ``part`` (``name`` or ``name[i]``) of ``node``, created if missing."""
+    name, bracket, rest = part.partition("[")
+    if not bracket:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError([f"{source}: --set {dotted}: {part} is not a table"])
+        return child
+    items = node.get(name)
+    index = rest.removesuffix("]")
+    if not index.isdigit() or not isinstance(items, list) or int(index) >= len(items):
+        size = len(items) if isinstance(items, list) else 0
+        raise ConfigError([f"{source}: --set {dotted}: {part}: no such entry ({name} has {size})"])
+    child = items[int(index)]
+    if not isinstance(child, dict):
+        raise ConfigError([f"{source}: --set {dotted}: {part} is not a table"])
+    return child
 
 
 def parse_value(text: str) -> Any:

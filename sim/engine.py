@@ -17,16 +17,19 @@ import simpy
 from sim import behavior
 from sim.config import Experiment, RankerSpec
 from sim.rankers import Feedback, Ranker, resolve_ranker
-from sim.rankers.base import channel_group
+from sim.rankers.base import SOUND, Slate, channel_group, duplicate_in_row, first_k_valid
 from sim.recording import Recorder
 from sim.rng import streams
 from sim.state import PlatformState, SeenFilter
-from sim.world import Posts, World, build_world, draw_posts, quality_at_quantile
+from sim.world import NO_ID, Posts, Sounds, World, build_world, draw_posts, quality_at_quantile
 
 DAY = 86400.0
 FIRST_SLATE = 8
 MAX_SLATE = 64
 MERGE_FOLLOWS_HOURS = 6.0
+SOUND_PAGE_WIDTH = 16  # posts of a sound considered for its page: the original, then the most viewed
+#: Product sales by the channel group of the impression that sold them (Products.sold_by_channel).
+SALES_CHANNELS = ("following", "for_you", "sound", "other")
 
 
 class Simulation:
@@ -70,6 +73,13 @@ class Simulation:
         self.watch_by_day = np.zeros((n_days, self.users.n), dtype=np.float32)
         self.budget_by_day = np.zeros((n_days, self.users.n), dtype=np.float32)
         self.sellout_events = [self.env.event() for _ in self.world.products.names]
+        self.sounds = Sounds()
+        self.sound_tapped = np.full(self.users.n, NO_ID, dtype=np.int64)  # sound page to open next
+        self._derivatives: list[dict[str, np.ndarray]] = []  # queued derivative posts, by due time
+        # Listeners of named (scenario) sounds: who heard each, and whether first through the artist's post.
+        self.listened = np.zeros((0, self.users.n), dtype=bool)
+        self.listeners_via_artist = np.zeros(0, dtype=np.int64)
+        self._styles = self._account_styles()
         self.impressions = 0
         self.wall_s = 0.0
 
@@ -101,9 +111,11 @@ class Simulation:
         return self.recorder
 
     def posting(self):  # type: ignore[no-untyped-def]
-        """Background posts: creators post at their (heavy-tailed) rates."""
+        """Background posts (creators post at their heavy-tailed rates) and derivative posts
+        whose delay is over."""
         while True:
             self.post_background(self.env.now)
+            self.post_derivatives(self.env.now)
             yield self.env.timeout(self.dt)
 
     def scenario_post(self, index: int, event):  # type: ignore[no-untyped-def]
@@ -139,9 +151,17 @@ class Simulation:
             self.state.merge_follows()
 
     def sellout(self, product: int):  # type: ignore[no-untyped-def]
-        """Wait for a product's stock to run out and record when."""
-        yield self.sellout_events[product]
-        self.recorder.sellout(product, self.env.now)
+        """Wait for a product's stock to run out, record when, and restock it if it is restocked."""
+        products = self.world.products
+        while True:
+            yield self.sellout_events[product]
+            self.recorder.sellout(product, self.env.now)
+            if products.restock_units[product] <= 0:
+                return
+            yield self.env.timeout(products.restock_s[product])
+            self.sellout_events[product] = self.env.event()
+            products.inventory[product] += products.restock_units[product]
+            products.restocks[product] += 1
 
     # ------------------------------------------------------------------ vectorised work
 
@@ -180,7 +200,58 @@ class Simulation:
             return
         m = rng.poisson(total * self.dt * self.hour_factor(now))
         authors = np.searchsorted(self.posting_cum, rng.random(m) * total, side="right")
-        self.add_posts(draw_posts(self.users, authors, self.exp.world, rng), now)
+        columns = draw_posts(self.users, authors, self.exp.world, rng)
+        with_sound = rng.random(m) < self.exp.world.sound_share
+        for uid, (authenticity, quality, product) in self._styles.items():
+            mine = authors == uid
+            if authenticity >= 0:
+                columns["authenticity"][mine] = authenticity
+            if quality is not None:
+                columns["quality"][mine] = quality
+            if product >= 0:
+                columns["product"] = np.where(mine, product, columns.get("product", NO_ID))
+        ids = self.add_posts(columns, now)
+        self.release_sounds(ids[with_sound], now)
+
+    def _account_styles(self) -> dict[int, tuple[float, float | None, int]]:
+        """Planted accounts whose background posts have a set authenticity, quality or product."""
+        products = self.world.products.names
+        styles = {}
+        for spec in self.exp.world.accounts:
+            if spec.authenticity >= 0 or spec.quality_quantile >= 0 or spec.product:
+                quality = quality_at_quantile(spec.quality_quantile) if spec.quality_quantile >= 0 else None
+                product = products.index(spec.product) if spec.product else NO_ID
+                styles[self.world.accounts[spec.name]] = (spec.authenticity, quality, product)
+        return styles
+
+    def release_sounds(self, posts: np.ndarray, now: float) -> np.ndarray:
+        """Make each of ``posts`` the original of a new sound by its author; returns the sound ids."""
+        p = self.posts
+        ids = self.sounds.append(origin=posts, artist=p.author[posts], appeal=p.quality[posts],
+                                 created_at=np.full(len(posts), now))
+        p.cols["sound"][posts] = ids
+        return ids
+
+    def post_derivatives(self, now: float) -> None:
+        """Post the queued derivatives (duets, 'use this sound') whose delay is over."""
+        if not self._derivatives:
+            return
+        queue = {k: np.concatenate([d[k] for d in self._derivatives]) for k in self._derivatives[0]}
+        due = queue["due"] < now + self.dt
+        self._derivatives = [{k: v[~due] for k, v in queue.items()}] if (~due).any() else []
+        if not due.any():
+            return
+        authors, parents = queue["author"][due], queue["parent"][due]
+        p, sounds = self.posts, self.sounds
+        # From the behaviour stream: derivatives answer what was watched, so they differ by ranker,
+        # while the posting stream (every other post) stays common to the rankers of a replicate.
+        columns = draw_posts(self.users, authors, self.exp.world, self.rngs["behavior"])
+        sound = p.sound[parents].astype(np.int64)
+        carry = self.exp.behavior.sound_carry
+        columns.update(topic=p.topic[parents], sound=sound, parent=parents, depth=p.depth[parents] + 1,
+                       quality=(1 - carry) * columns["quality"] + carry * sounds.appeal[sound])
+        self.add_posts(columns, now)
+        np.add.at(p.cols["derivatives"], parents, 1)
 
     def post_scenario(self, index: int, event, now: float) -> None:  # type: ignore[no-untyped-def]
         world = self.world
@@ -194,6 +265,14 @@ class Simulation:
             "product": np.array([product]), "event": np.array([index]),
         }  # fmt: skip
         (post,) = self.add_posts(columns, now)
+        self.posts.cols["bought_likes"][post] += event.bought_likes
+        if event.sound in self.sounds.names:
+            self.posts.cols["sound"][post] = self.sounds.names[event.sound]
+        elif event.sound:
+            (sound,) = self.release_sounds(np.array([post]), now)
+            self.sounds.names[event.sound] = int(sound)
+            self.listened = np.vstack([self.listened, np.zeros((1, self.users.n), dtype=bool)])
+            self.listeners_via_artist = np.append(self.listeners_via_artist, 0)
         followers = self.state.followers_of(author)
         self.recorder.track_post(event.name, int(post), followers)
 
@@ -216,7 +295,7 @@ class Simulation:
         active = np.arange(len(users))
         k = FIRST_SLATE
         while len(active):
-            slate = self.ranker.rank(users[active], now, k)
+            slate = self.open_sound_pages(users[active], self.ranker.rank(users[active], now, k))
             spent, served, exhausted = self.consume(users[active], slate, remaining[active], position[active], now)
             np.add.at(self.watch_by_day[day], users[active], spent.astype(np.float32))
             remaining[active] -= spent
@@ -226,6 +305,46 @@ class Simulation:
                 per_view = max(float(spent.sum()) / max(int(served.sum()), 1), 1.0)
                 # Slates long enough for most remaining sessions: fewer, larger rounds.
                 k = int(np.clip(np.ceil(np.quantile(remaining[active], 0.9) / per_view), 4, MAX_SLATE))
+
+    def open_sound_pages(self, users: np.ndarray, slate: Slate) -> Slate:
+        """Users who tapped a sound watch its page first: the original, then its most viewed uses
+        (channel ``SOUND``), ahead of what the ranker chose.  Works the same under every ranker."""
+        sound = self.sound_tapped[users]
+        rows = np.flatnonzero(sound >= 0)
+        if len(rows) == 0:
+            return slate
+        self.sound_tapped[users[rows]] = NO_ID
+        page = self.sound_pages(sound[rows])
+        seen = self.state.seen.contains(users[rows][:, None], np.maximum(page, 0))
+        page[seen] = NO_ID
+        n_page = self.exp.behavior.sound_page_posts
+        page = first_k_valid(page, np.full(page.shape, SOUND, np.int8), page >= 0, n_page)
+        cand = np.concatenate([page.post_ids, slate.post_ids[rows]], axis=1)
+        channel = np.concatenate([page.channel, slate.channel[rows]], axis=1)
+        valid = (cand >= 0) & ~duplicate_in_row(cand)
+        valid[:, n_page:] &= np.logical_and.accumulate(slate.post_ids[rows] >= 0, axis=1)
+        merged = first_k_valid(cand, channel, valid, slate.post_ids.shape[1])
+        slate.post_ids[rows] = merged.post_ids
+        slate.channel[rows] = merged.channel
+        return slate
+
+    def sound_pages(self, sounds: np.ndarray) -> np.ndarray:
+        """Each sound's page, shape ``(len(sounds), SOUND_PAGE_WIDTH)``: its original post, then its
+        uses by views (most first); padded with -1."""
+        p = self.posts
+        wanted = np.unique(sounds)
+        uses = np.flatnonzero(np.isin(p.sound, wanted))
+        is_origin = uses == self.sounds.origin[p.sound[uses]]
+        order = np.lexsort((-p.views[uses].astype(np.int64), ~is_origin, p.sound[uses]))
+        uses = uses[order]
+        s = p.sound[uses]
+        start = np.searchsorted(s, wanted)
+        count = np.searchsorted(s, wanted, side="right") - start
+        which = np.searchsorted(wanted, sounds)
+        col = np.arange(SOUND_PAGE_WIDTH)
+        take = col[None, :] < count[which][:, None]
+        index = np.minimum(start[which][:, None] + col[None, :], max(len(uses) - 1, 0))
+        return np.where(take, uses[index] if len(uses) else NO_ID, NO_ID)
 
     def consume(self, users: np.ndarray, slate, remaining: np.ndarray, position: np.ndarray,
                 now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -269,10 +388,12 @@ class Simulation:
         posts, st = self.posts, self.state
         m = len(post)
         self.impressions += m
-        react = behavior.reactions(beh, fraction, quality, polish, rng)
         author = posts.author[post].astype(np.int64)
+        react = behavior.reactions(beh, fraction, quality, polish, posts.likes[post] + posts.bought_likes[post],
+                                   st.follower_counts[author], rng)
         followed = self.new_follows(viewer, author, react.follow_intent)
-        purchased = self.purchases(viewer, post, fraction, affinity, now)
+        purchased = self.purchases(viewer, post, channel, fraction, affinity, now)
+        self.sound_actions(viewer, post, channel, fraction, now)
         completed = fraction >= beh.complete_at
         cols = posts.cols
         np.add.at(cols["views"], post, 1)
@@ -294,6 +415,43 @@ class Simulation:
         self.ranker.observe(feedback)
         self.recorder.impressions(feedback, now)
 
+    def sound_actions(self, viewer: np.ndarray, post: np.ndarray, channel: np.ndarray, fraction: np.ndarray,
+                      now: float) -> None:
+        """Viewers of posts with a sound may make a derivative post (queued with a delay) or open
+        the sound's page; listeners of named sounds are counted."""
+        sound = self.posts.sound[post].astype(np.int64)
+        idx = np.flatnonzero(sound >= 0)
+        if len(idx) == 0:
+            return
+        beh, rng, u = self.exp.behavior, self.rngs["behavior"], self.users
+        viewer, post, sound, fraction = viewer[idx], post[idx], sound[idx], fraction[idx]
+        appeal = self.sounds.appeal[sound]
+        poster = np.log(np.maximum(u.posting_rate[viewer], 1e-9) / max(self.exp.world.posting_rate_mean, 1e-9))
+        z = (beh.derivative_intercept + beh.derivative_watch * fraction + beh.derivative_quality * appeal
+             + beh.derivative_poster * poster)
+        makes = (rng.random(len(idx)) < behavior.sigmoid(z)) & (viewer != self.posts.author[post])
+        if makes.any():
+            delay = rng.exponential(beh.derivative_delay_hours * 3600.0, int(makes.sum()))
+            self._derivatives.append({"due": now + delay, "author": viewer[makes], "parent": post[makes]})
+        z = beh.sound_tap_intercept + beh.sound_tap_watch * fraction + beh.sound_tap_quality * appeal
+        taps = (rng.random(len(idx)) < behavior.sigmoid(z)) & (channel[idx] != SOUND)
+        self.sound_tapped[viewer[taps]] = sound[taps]
+        if len(self.sounds.names):
+            self._count_listeners(viewer, post, sound)
+
+    def _count_listeners(self, viewer: np.ndarray, post: np.ndarray, sound: np.ndarray) -> None:
+        named = np.array(sorted(self.sounds.names.values()))
+        row = np.searchsorted(named, sound).clip(0, len(named) - 1)
+        mine = named[row] == sound
+        row, viewer, post = row[mine], viewer[mine], post[mine]
+        new = ~self.listened[row, viewer]
+        row, viewer, post = row[new], viewer[new], post[new]
+        _, first = np.unique(row * self.users.n + viewer, return_index=True)
+        row, viewer, post = row[first], viewer[first], post[first]
+        self.listened[row, viewer] = True
+        via_artist = self.posts.author[post] == self.sounds.artist[named[row]]
+        np.add.at(self.listeners_via_artist, row[via_artist], 1)
+
     def new_follows(self, viewer: np.ndarray, author: np.ndarray, intent: np.ndarray) -> np.ndarray:
         """Turn follow intents into follows: not yourself, not twice, once per pair."""
         idx = np.flatnonzero(intent & (viewer != author))
@@ -307,8 +465,8 @@ class Simulation:
         self.state.add_follows(viewer[idx], author[idx])
         return followed
 
-    def purchases(self, viewer: np.ndarray, post: np.ndarray, fraction: np.ndarray, affinity: np.ndarray,
-                  now: float) -> np.ndarray:
+    def purchases(self, viewer: np.ndarray, post: np.ndarray, channel: np.ndarray, fraction: np.ndarray,
+                  affinity: np.ndarray, now: float) -> np.ndarray:
         """Purchases from product posts, in impression order, limited by stock."""
         purchased = np.zeros(len(post), dtype=bool)
         product = self.posts.product[post]
@@ -327,10 +485,17 @@ class Simulation:
         idx = idx[sold]
         purchased[idx] = True
         counts = np.bincount(product[idx], minlength=len(products.names))
+        views_group = channel_group(channel[idx])  # 0 following, 1 reshare, 2 pool, 3 explore, 4 other
+        group = np.select([views_group <= 1, views_group <= 3, channel[idx] == SOUND], [0, 1, 2], 3)
+        np.add.at(products.sold_by_channel, (product[idx], group), 1)
+        stranger = ~self.state.is_following(viewer[idx], products.seller[product[idx]])
+        np.add.at(products.sold_non_follower, product[idx][stranger], 1)
         before = products.inventory.copy()
         products.inventory -= counts
         products.sold += counts
         for i in np.flatnonzero((before > 0) & (products.inventory == 0)):
-            products.sellout_at[i] = now
+            if np.isnan(products.sellout_at[i]):
+                products.sellout_at[i] = now
+            products.sellouts[i] += 1
             self.sellout_events[i].succeed()
         return purchased

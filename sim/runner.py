@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -103,8 +104,10 @@ def plan(pts: list[Point], only: dict[str, str] | None = None) -> list[RunKey]:
 
 
 def sweep_columns(params: dict[str, Any]) -> dict[str, Any]:
-    """Result columns of a sweep point: ``sweep_<dotted key with dots as underscores>``."""
-    return {"sweep_" + key.replace(".", "_"): value for key, value in params.items()}
+    """Result columns of a sweep point: ``sweep_<key, runs of other characters than letters and
+    digits as one underscore>`` (``world.accounts[0].bought_followers`` ->
+    ``sweep_world_accounts_0_bought_followers``)."""
+    return {"sweep_" + re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_"): value for key, value in params.items()}
 
 
 def execute(point: Point, key: RunKey, run_dir: Path, run_id: str) -> RunOutcome:

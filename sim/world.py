@@ -44,24 +44,14 @@ class Users:
         return len(self.main_topic)
 
 
-class Posts:
-    """Growable column store of posts and their counters.
+class ColumnStore:
+    """Growable column store: numpy columns with capacity doubling; ``len(store)`` rows are
+    live.  ``STATIC`` columns are set on append (missing ones take ``DEFAULTS`` or 0);
+    ``COUNTERS`` start at 0 and only ever increase."""
 
-    Columns are numpy arrays with capacity doubling; ``len(posts)`` rows are
-    live.  Counters only ever increase.
-    """
-
-    STATIC = {
-        "author": np.int32, "topic": np.int16, "quality": np.float32, "authenticity": np.float32,
-        "length_s": np.float32, "product": np.int32, "created_at": np.float64,
-        "author_followers_at_post": np.int32, "event": np.int16,
-    }  # fmt: skip
-    COUNTERS = {
-        "views": np.int32, "likes": np.int32, "comments": np.int32, "shares": np.int32,
-        "follows": np.int32, "purchases": np.int32, "completions": np.int32, "watch_s": np.float64,
-        "views_following": np.int32, "views_reshare": np.int32, "views_pool": np.int32,
-        "views_explore": np.int32, "views_other": np.int32, "bought_likes": np.int32,
-    }  # fmt: skip
+    STATIC: dict[str, type] = {}
+    COUNTERS: dict[str, type] = {}
+    DEFAULTS: dict[str, int] = {}
 
     def __init__(self, capacity: int = 1024):
         self.n = 0
@@ -82,7 +72,7 @@ class Posts:
         """Append rows given as equal-length arrays of static columns; returns their ids."""
         m = len(next(iter(columns.values())))
         need = self.n + m
-        capacity = len(self.cols["author"])
+        capacity = len(next(iter(self.cols.values())))
         if need > capacity:
             new = max(need, 2 * capacity)
             for name, col in self.cols.items():
@@ -91,10 +81,39 @@ class Posts:
                 self.cols[name] = grown
         ids = np.arange(self.n, need, dtype=np.int64)
         for name in self.STATIC:
-            default = NO_ID if name in ("product", "event") else 0
-            self.cols[name][self.n : need] = columns.get(name, default)
+            self.cols[name][self.n : need] = columns.get(name, self.DEFAULTS.get(name, 0))
         self.n = need
         return ids
+
+
+class Posts(ColumnStore):
+    """Posts and their counters.  A derivative post (duet, stitch, 'use this sound') has a
+    ``parent`` and its parent's ``sound``; ``depth`` counts derivative steps from the original."""
+
+    STATIC = {
+        "author": np.int32, "topic": np.int16, "quality": np.float32, "authenticity": np.float32,
+        "length_s": np.float32, "product": np.int32, "created_at": np.float64,
+        "author_followers_at_post": np.int32, "event": np.int16, "sound": np.int32, "parent": np.int64,
+        "depth": np.int16,
+    }  # fmt: skip
+    COUNTERS = {
+        "views": np.int32, "likes": np.int32, "comments": np.int32, "shares": np.int32,
+        "follows": np.int32, "purchases": np.int32, "completions": np.int32, "watch_s": np.float64,
+        "views_following": np.int32, "views_reshare": np.int32, "views_pool": np.int32,
+        "views_explore": np.int32, "views_other": np.int32, "bought_likes": np.int32, "derivatives": np.int32,
+    }  # fmt: skip
+    DEFAULTS = {"product": NO_ID, "event": NO_ID, "sound": NO_ID, "parent": NO_ID}
+
+
+class Sounds(ColumnStore):
+    """Sounds: the post that released each one (``origin``), its ``artist`` and its
+    ``appeal`` (the origin post's quality).  ``names`` maps scenario sound names to ids."""
+
+    STATIC = {"origin": np.int64, "artist": np.int32, "appeal": np.float32, "created_at": np.float64}
+
+    def __init__(self, capacity: int = 1024):
+        super().__init__(capacity)
+        self.names: dict[str, int] = {}
 
 
 @dataclass
@@ -108,6 +127,30 @@ class Products:
     initial: np.ndarray  # int64
     sold: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     sellout_at: np.ndarray = field(default_factory=lambda: np.zeros(0))  # s, nan until sold out
+    restock_units: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    restock_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # delay from sell-out to restock
+    restocks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # restocks so far
+    sellouts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # sell-outs so far
+    #: units sold by the channel of the impression that sold them: following (and reshare),
+    #: for you (pools, retrieval, exploration), sound (sound pages) and other; and units sold to
+    #: viewers who did not follow the seller.  Shape (n_products, 4) and (n_products,).
+    sold_by_channel: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
+    sold_non_follower: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @classmethod
+    def from_config(cls, specs: tuple, sellers: np.ndarray) -> Products:  # type: ignore[type-arg]
+        n = len(specs)
+        return cls(
+            names=tuple(p.name for p in specs), seller=sellers,
+            price=np.array([p.price for p in specs], dtype=np.float64),
+            inventory=np.array([p.inventory for p in specs], dtype=np.int64),
+            initial=np.array([p.inventory for p in specs], dtype=np.int64),
+            sold=np.zeros(n, dtype=np.int64), sellout_at=np.full(n, np.nan),
+            restock_units=np.array([p.restock_units for p in specs], dtype=np.int64),
+            restock_s=np.array([p.restock_hours * 3600.0 for p in specs]),
+            restocks=np.zeros(n, dtype=np.int64), sellouts=np.zeros(n, dtype=np.int64),
+            sold_by_channel=np.zeros((n, 4), dtype=np.int64), sold_non_follower=np.zeros(n, dtype=np.int64),
+        )  # fmt: skip
 
 
 @dataclass
@@ -132,28 +175,33 @@ def _lognormal_with_mean(rng: np.random.Generator, mean: float, sigma: float, n:
 
 def make_users(cfg: WorldConfig, rng: np.random.Generator, n_extra_inactive: int = 0) -> Users:
     """Draw user traits.  ``n_extra_inactive`` bought followers are appended, inactive."""
-    n_real, n_topics = cfg.users, len(cfg.topics)
-    n = n_real + n_extra_inactive
+    n, n_topics = cfg.users, len(cfg.topics)
     gamma = rng.gamma(cfg.interest_concentration, 1.0, (n, n_topics)) + 1e-9
     interest = (gamma / gamma.sum(axis=1, keepdims=True)).astype(np.float32)
     affinity = (interest / interest.max(axis=1, keepdims=True)).astype(np.float32)
     active_share = rng.beta(2.0 * cfg.daily_active_share, 2.0 * (1 - cfg.daily_active_share) + 1e-9, n)
     posting = _lognormal_with_mean(rng, cfg.posting_rate_mean, cfg.posting_rate_sigma, n)
-    active = np.ones(n, dtype=bool)
-    active[n_real:] = False
-    posting[n_real:] = 0.0
-    return Users(
+    real = Users(
         interest=interest,
         affinity=affinity,
         main_topic=interest.argmax(axis=1).astype(np.int16),
         attention_s=(_lognormal_with_mean(rng, cfg.attention_mean_minutes, cfg.attention_sigma, n) * 60)
         .astype(np.float32),
-        active_share=np.where(active, active_share, 0.0).astype(np.float32),
+        active_share=active_share.astype(np.float32),
         posting_rate=posting.astype(np.float32),
         skill=rng.normal(0.0, SKILL_SD, n).astype(np.float32),
         polish_sensitivity=rng.exponential(cfg.polish_sensitivity_mean, n).astype(np.float32),
-        active=active,
+        active=np.ones(n, dtype=bool),
     )
+    # Bought followers draw nothing from the stream, so a world with them is the world without
+    # them plus inactive rows: paired runs with and without a purchase share every real user.
+    k = n_extra_inactive
+    bought = {"interest": np.full((k, n_topics), 1.0 / n_topics), "affinity": np.ones((k, n_topics)),
+              "main_topic": np.zeros(k), "attention_s": np.zeros(k), "active_share": np.zeros(k),
+              "posting_rate": np.zeros(k), "skill": np.zeros(k), "polish_sensitivity": np.zeros(k),
+              "active": np.zeros(k, dtype=bool)}
+    return Users(**{name: np.concatenate([getattr(real, name), rows.astype(getattr(real, name).dtype)])
+                    for name, rows in bought.items()})
 
 
 def preferential_follow_graph(users: Users, cfg: WorldConfig, rng: np.random.Generator,
@@ -293,15 +341,8 @@ def build_world(exp: Experiment, rng: np.random.Generator) -> World:
     users = make_users(cfg, rng, n_bought)
     follows = preferential_follow_graph(users, cfg, rng)
     follows, accounts = plant_accounts(users, follows, cfg.accounts, cfg.topics, cfg.homophily, cfg.users, rng)
-    products = Products(
-        names=tuple(p.name for p in cfg.products),
-        seller=np.array([accounts[p.seller] for p in cfg.products], dtype=np.int64),
-        price=np.array([p.price for p in cfg.products], dtype=np.float64),
-        inventory=np.array([p.inventory for p in cfg.products], dtype=np.int64),
-        initial=np.array([p.inventory for p in cfg.products], dtype=np.int64),
-        sold=np.zeros(len(cfg.products), dtype=np.int64),
-        sellout_at=np.full(len(cfg.products), np.nan),
-    )
+    products = Products.from_config(cfg.products, np.array([accounts[p.seller] for p in cfg.products],
+                                                           dtype=np.int64))
     return World(users=users, follows=follows, topics=cfg.topics, accounts=accounts, products=products)
 
 

@@ -96,9 +96,7 @@ def hand_world(n_users: int, edges: tuple[tuple[int, int], ...] = (), n_topics: 
     )
     src = np.array([e[0] for e in edges], dtype=np.int64)
     dst = np.array([e[1] for e in edges], dtype=np.int64)
-    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
-    products = Products(names=(), seller=empty_i, price=empty_f, inventory=empty_i.copy(),
-                        initial=empty_i.copy(), sold=empty_i.copy(), sellout_at=empty_f.copy())
+    products = Products.from_config((), np.zeros(0, np.int64))
     topics = tuple(f"#t{i}" for i in range(n_topics))
     return World(users=users, follows=edges_to_csr(src, dst, n_users), topics=topics, accounts={},
                  products=products)
