@@ -160,7 +160,7 @@ class BehaviorConfig:
     like_social_proof: float = knob(0.08, "like logit per unit of log1p(visible likes): the bandwagon "
                                     "effect of a post's like count (bought likes included)")
     follow_social_proof: float = knob(0.05, "follow logit per unit of log1p(visible followers of the author)")
-    derivative_intercept: float = knob(-10.2, "logit that a viewer of a post with a sound makes a derivative "
+    derivative_intercept: float = knob(-11.0, "logit that a viewer of a post with a sound makes a derivative "
                                        "post (duet, stitch, 'use this sound') at zero watch, for an average "
                                        "poster")
     derivative_watch: float = knob(2.5, "derivative logit per unit of watch fraction")
@@ -237,6 +237,8 @@ class Experiment:
     focal: str = knob("", "the primary tracked post (an event name) for focal_* columns; "
                       "empty = the first event")
     baseline: str = knob("", "label of the ranker paired differences are taken against")
+    baseline_point: int = knob(-1, "index of the sweep point that paired differences across points are "
+                               "taken against, per ranker (-1: none)", lo=-1)
     world: WorldConfig = knob(default_factory=WorldConfig, desc="[world]")
     behavior: BehaviorConfig = knob(default_factory=BehaviorConfig, desc="[behavior]")
     events: tuple[PostEvent, ...] = knob(default_factory=tuple, desc="scheduled posts ([[events]] tables)")
@@ -437,6 +439,13 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
         built: Any = build(ranker_cls.Params, params, f"{key}.params", problems)
         specs.append(dataclasses.replace(spec, label=label, params=built))
     object.__setattr__(exp, "rankers", tuple(specs))
+    try:
+        n_points = len(sweep_points(exp.sweep)) if isinstance(exp.sweep, Mapping) and exp.sweep else 0
+    except ConfigError:
+        n_points = 0  # reported by _check_sweep
+    if exp.baseline_point >= max(n_points, 1) or (exp.baseline_point >= 0 and not n_points):
+        problems.append(f"baseline_point: {exp.baseline_point} is not a sweep point "
+                        f"(the file has {n_points or 'no'} sweep points)")
     if exp.baseline and exp.baseline not in labels:
         problems.append(f"baseline: unknown ranker label {exp.baseline!r} (known: {', '.join(sorted(labels))})")
 
@@ -481,7 +490,7 @@ def _check_sweep(table: Mapping[str, Any], source: str, problems: list[str]) -> 
     except ConfigError as exc:
         problems.extend(exc.problems)
         return
-    base = {k: v for k, v in table.items() if k not in ("sweep", "quick")}
+    base = {k: v for k, v in table.items() if k not in ("sweep", "quick", "baseline_point")}
     for point in points[:1] + points[-1:]:
         for key in point:
             try:
@@ -525,7 +534,7 @@ def points(exp: Experiment) -> list[Point]:
     source: str = getattr(exp, "_source", "<config>")
     if not exp.sweep:
         return [Point(0, {}, exp)]
-    base = {k: v for k, v in table.items() if k not in ("sweep", "quick")}
+    base = {k: v for k, v in table.items() if k not in ("sweep", "quick", "baseline_point")}
     out = []
     for i, params in enumerate(sweep_points(exp.sweep)):
         point_exp = parse(apply_overrides(base, params, source), source)

@@ -46,10 +46,15 @@ def breakout_rate(views: np.ndarray, followers: np.ndarray, lo: int = 10, hi: in
 
 def log_slope(x: np.ndarray, y: np.ndarray) -> float:
     """Least-squares slope of log10(1 + y) on log10(1 + x)."""
-    lx, ly = np.log10(1.0 + np.asarray(x, float)), np.log10(1.0 + np.asarray(y, float))
-    if len(lx) < 2 or np.ptp(lx) == 0:
+    return linear_slope(np.log10(1.0 + np.asarray(x, float)), np.log10(1.0 + np.asarray(y, float)))
+
+
+def linear_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of y on x (nan with fewer than two distinct x)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or np.ptp(x) == 0:
         return float("nan")
-    return float(np.polyfit(lx, ly, 1)[0])
+    return float(np.polyfit(x, y, 1)[0])
 
 
 def share(part: float, whole: float) -> float:
@@ -92,21 +97,52 @@ def bootstrap_ci(diff: np.ndarray, rng: np.random.Generator, n_boot: int = 2000,
     return float(x.mean()), float(lo), float(hi)
 
 
+POINT_COLUMNS = ("point_diff_mean", "point_diff_ci_low", "point_diff_ci_high", "point_rel_mean",
+                 "point_rel_ci_low", "point_rel_ci_high")
+
+
+def _versus_point(sub: dict[str, list], base: dict[str, list], part: dict[str, list],
+                  rng: np.random.Generator) -> dict[str, list]:
+    """For each row (ranker, metric) of ``part``: the paired difference versus the same ranker at
+    the baseline point, and the paired relative change (x / x_base - 1), each with a bootstrap CI."""
+    def values(runs: dict[str, list], label: str, metric: str) -> dict[int, float]:
+        return {rep: (np.nan if v is None else float(v)) for r, rep, v in
+                zip(runs["ranker"], runs["replicate"], runs[metric], strict=True) if r == label}
+
+    out: dict[str, list] = {k: [] for k in POINT_COLUMNS}
+    for label, metric in zip(part["ranker"], part["metric"], strict=True):
+        mine, theirs = values(sub, label, metric), values(base, label, metric)
+        reps = sorted(set(mine) & set(theirs))
+        diff = np.array([mine[r] - theirs[r] for r in reps])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.array([mine[r] / theirs[r] - 1.0 for r in reps])
+        for name, value in zip(POINT_COLUMNS, (*bootstrap_ci(diff, rng), *bootstrap_ci(rel, rng)), strict=True):
+            out[name].append(value)
+    return out
+
+
 def summarise(runs: dict[str, list], labels: list[str], baseline: str | None,
-              rng: np.random.Generator, groups: list[str] | None = None) -> dict[str, list]:
+              rng: np.random.Generator, groups: list[str] | None = None,
+              base_point: int | None = None) -> dict[str, list]:
     """Per ranker (and sweep point: the ``groups`` columns) and numeric metric of a runs table
     (as a column dict): mean, t-CI, median, and the mean paired difference versus ``baseline``
-    (runs paired by replicate within a point) with a seeded bootstrap CI.  Returns the columns
-    of the ``summary`` table, plus the ``groups`` columns."""
+    (runs paired by replicate within a point) with a seeded bootstrap CI.  With ``base_point``
+    (an index into the points in order of appearance), also each point's paired difference and
+    relative change versus the same ranker at that point.  Returns the columns of the
+    ``summary`` table, plus the ``groups`` columns."""
     groups = groups or []
     if groups:
         n = len(runs["ranker"])
         keys = [tuple(runs[g][i] for g in groups) for i in range(n)]
+        subs = [{k: [v[i] for i in range(n) if keys[i] == point] for k, v in runs.items() if k not in groups}
+                for point in dict.fromkeys(keys)]
         parts = []
-        for point in dict.fromkeys(keys):
-            sub = {k: [v[i] for i in range(n) if keys[i] == point] for k, v in runs.items()}
-            part = summarise({k: v for k, v in sub.items() if k not in groups}, labels, baseline, rng)
+        for point, sub in zip(dict.fromkeys(keys), subs, strict=True):
+            part = summarise(sub, labels, baseline, rng)
             rows = len(part["ranker"])
+            paired = base_point is not None and base_point < len(subs)
+            part.update(_versus_point(sub, subs[base_point], part, rng) if paired  # type: ignore[index]
+                        else {k: [np.nan] * rows for k in POINT_COLUMNS})
             parts.append({**part, **{g: [value] * rows for g, value in zip(groups, point, strict=True)}})
         return {k: [x for part in parts for x in part[k]] for k in parts[0]}
     skip = {"run_id", "ranker", "replicate"}

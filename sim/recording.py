@@ -99,6 +99,17 @@ SCHEMAS: dict[str, list[Column]] = {
         ("views_pool", pa.int32(), "impressions", "views through For You traffic pools"),
         ("views_explore", pa.int32(), "impressions", "views through For You interest retrieval"),
         ("views_other", pa.int32(), "impressions", "views through other channels (sound, baselines)"),
+        ("sound", pa.int32(), "", "sound id (null: none)"),
+        ("parent", pa.int64(), "", "post this one is a derivative of (duet, 'use this sound'; null: original)"),
+        ("depth", pa.int16(), "", "derivative steps from the sound's original post"),
+        ("derivatives", pa.int32(), "posts", "derivative posts made from this post"),
+        ("bought_likes", pa.int32(), "", "likes bought for the post (not in likes)"),
+    ],
+    "measures": KEYS + [
+        ("kind", pa.string(), "", "account (planted) | sound (named) | product | products (all products)"),
+        ("entity", pa.string(), "", "name from the experiment file"),
+        ("metric", pa.string(), "", "see MEASURES in sim/recording.py (python -m sim schema --results)"),
+        ("value", pa.float64(), "", "value at the horizon (null: undefined, e.g. no duet yet)"),
     ],
     "promotions": KEYS + [
         ("post_id", pa.int64(), "", "post reviewed"),
@@ -129,6 +140,14 @@ SCHEMAS: dict[str, list[Column]] = {
         ("diff_mean", pa.float64(), "", "mean paired difference (this ranker - baseline, same replicate)"),
         ("diff_ci_low", pa.float64(), "", "95% percentile-bootstrap interval of the mean difference, lower"),
         ("diff_ci_high", pa.float64(), "", "95% percentile-bootstrap interval of the mean difference, upper"),
+        ("point_diff_mean", pa.float64(), "", "sweeps with baseline_point: mean paired difference versus the "
+                                               "same ranker at the baseline point (same replicate)"),
+        ("point_diff_ci_low", pa.float64(), "", "its 95% bootstrap interval, lower"),
+        ("point_diff_ci_high", pa.float64(), "", "its 95% bootstrap interval, upper"),
+        ("point_rel_mean", pa.float64(), "", "mean paired relative change (value / value at the baseline "
+                                              "point - 1)"),
+        ("point_rel_ci_low", pa.float64(), "", "its 95% bootstrap interval, lower"),
+        ("point_rel_ci_high", pa.float64(), "", "its 95% bootstrap interval, upper"),
     ],
     "impressions": KEYS + [
         ("time_s", pa.float64(), "s", "start of the tick window the impression was served in"),
@@ -150,10 +169,13 @@ def schema(table: str) -> pa.Schema:
 def make_table(table: str, columns: dict[str, Any]) -> pa.Table:
     """Build a table of ``SCHEMAS[table]`` from columns (arrays or scalars broadcast)."""
     sch = schema(table)
-    n = max((len(v) for v in columns.values() if isinstance(v, np.ndarray | list)), default=1)
+    n = max((len(v) for v in columns.values() if isinstance(v, np.ndarray | list | pa.Array)), default=1)
     arrays = []
     for f in sch:
         value = columns.get(f.name)
+        if isinstance(value, pa.Array):
+            arrays.append(value.cast(f.type))
+            continue
         if not isinstance(value, np.ndarray | list):
             value = [value] * n
         arrays.append(pa.array(value, type=f.type, from_pandas=True))
@@ -161,6 +183,46 @@ def make_table(table: str, columns: dict[str, Any]) -> pa.Table:
 
 
 THRESHOLDS = (1_000, 10_000, 100_000)
+
+#: Scenario measures per kind of entity: metric -> meaning.  Each becomes a row of the
+#: ``measures`` table and a ``<kind>.<entity>.<metric>`` metric of ``summary.parquet``.
+MEASURES: dict[str, dict[str, str]] = {
+    "account": {
+        "followers_start": "followers at t=0 (bought ones included: what users see)",
+        "followers_end": "followers at the horizon",
+        "follower_growth": "followers_end / followers_start",
+        "posts": "posts made after t=0",
+        "views": "views of those posts",
+        "views_per_post": "views / posts",
+        "views_per_follower": "views / followers_start (real followers only)",
+    },
+    "sound": {
+        "posts": "posts using the sound (its original included)",
+        "derivative_posts": "posts made as derivatives of a post with the sound",
+        "views": "views of every post using the sound",
+        "derivative_view_share": "share of the sound's views on derivative posts",
+        "derivatives_by_others": "derivative posts by accounts other than the artist",
+        "tree_depth": "deepest derivative chain (derivative of a derivative ...)",
+        "hours_to_first_duet": "time from the original to the first derivative by another account",
+        "unique_listeners": "users who watched any post using the sound",
+        "listeners_via_others_share": "share of listeners who first heard it on another account's post",
+    },
+    "product": {
+        "sold": "units sold", "sellouts": "times stock ran out", "restocks": "restocks made",
+        "hours_to_sellout": "time from the product's first post to its first sell-out",
+        "sold_following": "units sold through the following channel (and reshares)",
+        "sold_for_you": "units sold through For You (pools, retrieval, exploration)",
+        "sold_sound": "units sold through sound pages", "sold_other": "units sold through other channels",
+        "non_follower_share": "share of units bought by viewers not following the seller",
+    },
+    "products": {
+        "sold": "units sold over every product",
+        "non_follower_share": "share of units bought by viewers not following the seller",
+        "conversion_comment_slope": "OLS slope of purchases per view on log1p(comments), over product "
+                                    "posts with at least 20 views",
+        "product_posts": "product posts with at least 20 views",
+    },
+}
 
 
 class Recorder:
@@ -255,6 +317,7 @@ class Recorder:
         focal = self._focal_rows(sim)
         self.tables["focal"] = make_table("focal", {**self.keys, **_columns(focal)})
         self.tables["runs"] = make_table("runs", {**self.keys, **self._headline(sim), **self._focal_columns(focal)})
+        self.tables["measures"] = make_table("measures", {**self.keys, **_columns(self._measures(sim), "measures")})
 
     def _posts_table(self) -> pa.Table:
         p = self.posts
@@ -266,8 +329,11 @@ class Recorder:
             "authenticity": p.authenticity, "length_s": p.length_s, "event": events[p.event],
         }  # fmt: skip
         for name in ("views", "likes", "comments", "shares", "follows", "purchases", "completions", "watch_s",
-                     "views_following", "views_reshare", "views_pool", "views_explore", "views_other"):
+                     "views_following", "views_reshare", "views_pool", "views_explore", "views_other",
+                     "depth", "derivatives", "bought_likes"):
             cols[name] = getattr(p, name)
+        cols["sound"] = pa.array(p.sound, mask=p.sound < 0)
+        cols["parent"] = pa.array(p.parent, mask=p.parent < 0)
         return make_table("posts", {**self.keys, **cols})
 
     def _promotions_table(self) -> pa.Table:
@@ -329,6 +395,70 @@ class Recorder:
             })  # fmt: skip
         return rows
 
+    def _measures(self, sim: Simulation) -> list[dict[str, Any]]:
+        """Rows of the ``measures`` table: planted accounts, named sounds and products."""
+        p = self.posts
+        rows: list[dict[str, Any]] = []
+
+        def add(kind: str, entity: str, values: dict[str, float | None]) -> None:
+            assert values.keys() == MEASURES[kind].keys(), kind
+            rows.extend({"kind": kind, "entity": entity, "metric": k, "value": _none_if_nan(v)}
+                        for k, v in values.items())
+
+        start = sim.world.follower_counts
+        bought = {spec.name: spec.bought_followers for spec in self.exp.world.accounts}
+        for name, uid in sim.world.accounts.items():
+            mine = (p.author == uid) & (p.created_at >= 0)
+            views = float(p.views[mine].sum())
+            followers = int(start[uid])
+            end = int(sim.state.follower_counts[uid])
+            add("account", name, {
+                "followers_start": followers, "followers_end": end,
+                "follower_growth": end / followers if followers else np.nan,
+                "posts": int(mine.sum()), "views": views, "views_per_post": views / mine.sum() if mine.any() else np.nan,
+                "views_per_follower": views / (followers - bought[name]) if followers > bought[name] else np.nan,
+            })  # fmt: skip
+        sounds = sim.sounds
+        for name, sid in sounds.names.items():
+            uses = p.sound == sid
+            derived = uses & (p.parent >= 0)
+            artist = int(sounds.artist[sid])
+            by_others = derived & (p.author != artist)
+            views = float(p.views[uses].sum())
+            listeners = int(sim.listened[sorted(sounds.names.values()).index(sid)].sum())
+            via_artist = int(sim.listeners_via_artist[sorted(sounds.names.values()).index(sid)])
+            first = (p.created_at[by_others].min() - sounds.created_at[sid]) / 3600.0 if by_others.any() else np.nan
+            add("sound", name, {
+                "posts": int(uses.sum()), "derivative_posts": int(derived.sum()), "views": views,
+                "derivative_view_share": metrics.share(float(p.views[derived].sum()), views),
+                "derivatives_by_others": int(by_others.sum()), "tree_depth": int(p.depth[uses].max()),
+                "hours_to_first_duet": first, "unique_listeners": listeners,
+                "listeners_via_others_share": metrics.share(listeners - via_artist, listeners),
+            })  # fmt: skip
+        products = sim.world.products
+        for i, name in enumerate(products.names):
+            posted = p.created_at[p.product == i]
+            first_post = posted.min() if len(posted) else np.nan
+            by_channel = products.sold_by_channel[i]
+            add("product", name, {
+                "sold": int(products.sold[i]), "sellouts": int(products.sellouts[i]),
+                "restocks": int(products.restocks[i]),
+                "hours_to_sellout": (products.sellout_at[i] - first_post) / 3600.0,
+                **{f"sold_{c}": int(v) for c, v in zip(("following", "for_you", "sound", "other"), by_channel,
+                                                       strict=True)},
+                "non_follower_share": metrics.share(int(products.sold_non_follower[i]), int(products.sold[i])),
+            })  # fmt: skip
+        if len(products.names):
+            seen = (p.product >= 0) & (p.views >= 20)
+            conversion = p.purchases[seen] / np.maximum(p.views[seen], 1)
+            slope = metrics.linear_slope(np.log1p(p.comments[seen].astype(np.float64)), conversion)
+            add("products", "all", {
+                "sold": int(products.sold.sum()),
+                "non_follower_share": metrics.share(int(products.sold_non_follower.sum()), int(products.sold.sum())),
+                "conversion_comment_slope": slope, "product_posts": int(seen.sum()),
+            })  # fmt: skip
+        return rows
+
     def _focal_columns(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         primary = next((r for r in rows if r["entity"] == self.exp.focal), None)
         return {f"focal_{name}": (primary[name] if primary else None) for name, _, _, _ in FOCAL}
@@ -367,7 +497,7 @@ def _none_if_nan(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+def _columns(rows: list[dict[str, Any]], table: str = "focal") -> dict[str, list[Any]]:
     if not rows:
-        return {name: [] for name, _, _, _ in SCHEMAS["focal"][3:]}
+        return {name: [] for name, _, _, _ in SCHEMAS[table][3:]}
     return {k: [r[k] for r in rows] for k in rows[0]}

@@ -44,7 +44,7 @@ from sim.config import Experiment, Point, RankerSpec, points, to_dict
 from sim.recording import make_table
 from sim.rng import stream_seed
 
-TABLES = ("runs", "focal", "posts", "promotions", "timeseries")
+TABLES = ("runs", "focal", "posts", "promotions", "timeseries", "measures")
 
 
 @dataclass(frozen=True)
@@ -278,9 +278,13 @@ class Runner:
         if not path.exists():
             return
         runs = pq.read_table(path).to_pydict()
+        measures_path = self.out / "measures.parquet"
+        if measures_path.exists():
+            runs.update(measure_columns(runs["run_id"], pq.read_table(measures_path).to_pydict()))
         labels = [s.label or s.name for s in self.exp.rankers]
+        base_point = self.exp.baseline_point if self.exp.baseline_point >= 0 else None
         columns = metrics.summarise(runs, labels, self.exp.baseline or None, _bootstrap_rng(self.exp),
-                                    groups=sorted(sweep_columns(self.points[0].params)))
+                                    groups=sorted(sweep_columns(self.points[0].params)), base_point=base_point)
         table = make_table("summary", columns)
         for column in sorted(sweep_columns(self.points[0].params)):
             table = table.append_column(column, pa.array(columns[column]))
@@ -308,6 +312,17 @@ class Runner:
                 tmp.mkdir(exist_ok=True)
                 shutil.copyfile(d / "impressions.parquet", tmp / "part-0.parquet")
                 os.replace(tmp, part)
+
+
+def measure_columns(run_ids: list[str], measures: dict[str, list[Any]]) -> dict[str, list[float | None]]:
+    """The ``measures`` table as one column per ``<kind>.<entity>.<metric>``, aligned with ``run_ids``."""
+    row = {run_id: i for i, run_id in enumerate(run_ids)}
+    out: dict[str, list[float | None]] = {}
+    for run_id, kind, entity, metric, value in zip(measures["run_id"], measures["kind"], measures["entity"],
+                                                   measures["metric"], measures["value"], strict=True):
+        column = out.setdefault(f"{kind}.{entity}.{metric}", [None] * len(run_ids))
+        column[row[run_id]] = value
+    return out
 
 
 def _bootstrap_rng(exp: Experiment) -> np.random.Generator:
