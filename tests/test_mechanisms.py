@@ -1,0 +1,216 @@
+"""Scenario mechanisms on tiny worlds: sounds and derivatives, sound pages, commerce with
+restocks, bought followers and likes, polish, and the measures they feed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import SCENARIO, make_experiment, run_simulation, spec_of
+from sim import behavior
+from sim.config import BehaviorConfig, ConfigError, apply_overrides, parse
+from sim.engine import SOUND_PAGE_WIDTH, Simulation
+from sim.metrics import summarise
+from sim.rankers.base import SOUND, Feedback
+from sim.runner import Runner, plan
+from sim.world import build_world
+
+SONG = {
+    "world": {"accounts": [{"name": "artist", "followers": 10, "topic": "#musictok", "posting_rate": 0.0}]},
+    "events": [{"name": "song", "account": "artist", "at_hours": 0.0, "quality_quantile": 0.99,
+                "sound": "anthem"}],
+}
+
+
+def measures(sim: Simulation) -> dict[tuple[str, str, str], float | None]:
+    t = sim.recorder.tables["measures"].to_pydict()
+    return {(k, e, m): v for k, e, m, v in zip(t["kind"], t["entity"], t["metric"], t["value"], strict=True)}
+
+
+# --------------------------------------------------------------------------- sounds and derivatives
+
+
+@pytest.fixture(scope="module")
+def duet_run() -> Simulation:
+    # Derivatives made very likely, with a short delay, so that chains form inside 6 hours.
+    exp = make_experiment(SONG, {"behavior": {"derivative_intercept": -4.0, "derivative_delay_hours": 0.2},
+                                 "recording": {"impression_sample_rate": 1.0}})
+    return run_simulation(exp, "content")
+
+
+def test_derivatives_reuse_their_parents_sound_one_level_deeper(duet_run: Simulation) -> None:
+    p = duet_run.posts
+    child = np.flatnonzero(p.parent >= 0)
+    assert len(child) > 50
+    parent = p.parent[child]
+    assert np.array_equal(p.sound[child], p.sound[parent])
+    assert np.array_equal(p.depth[child], p.depth[parent] + 1)
+    assert np.array_equal(p.topic[child], p.topic[parent])
+    assert (p.created_at[child] >= p.created_at[parent]).all()
+    assert (p.author[child] != p.author[parent]).all()
+    assert np.array_equal(p.derivatives, np.bincount(parent, minlength=len(p)))
+    assert p.depth.max() >= 2  # derivatives of derivatives
+
+
+def test_every_sound_has_one_original(duet_run: Simulation) -> None:
+    p, sounds = duet_run.posts, duet_run.sounds
+    origin = sounds.origin
+    assert np.array_equal(p.sound[origin], np.arange(len(sounds)))
+    assert (p.parent[origin] < 0).all()
+    assert np.array_equal(sounds.artist, p.author[origin])
+
+
+def test_named_sound_measures_match_the_posts_and_impressions(duet_run: Simulation) -> None:
+    m = measures(duet_run)
+    p = duet_run.posts
+    sid = duet_run.sounds.names["anthem"]
+    uses = p.sound == sid
+    assert m[("sound", "anthem", "posts")] == uses.sum()
+    assert m[("sound", "anthem", "views")] == p.views[uses].sum()
+    assert m[("sound", "anthem", "derivative_posts")] == (uses & (p.parent >= 0)).sum()
+    imp = duet_run.recorder.tables["impressions"].to_pydict()
+    viewers = {u for u, post in zip(imp["user_id"], imp["post_id"], strict=True) if uses[post]}
+    assert m[("sound", "anthem", "unique_listeners")] == len(viewers)
+
+
+def test_sound_page_lists_the_original_first_then_uses_by_views() -> None:
+    exp = make_experiment(SONG)
+    sim = Simulation(exp, spec_of(exp, "content"), 0)
+    cols = {"author": np.array([1, 2, 3, 4]), "topic": np.zeros(4, int), "quality": np.zeros(4),
+            "authenticity": np.ones(4), "length_s": np.full(4, 30.0)}
+    ids = sim.add_posts(cols, 0.0)
+    (sound,) = sim.release_sounds(ids[:1], 0.0)
+    sim.posts.cols["sound"][ids[1:]] = sound
+    sim.posts.cols["views"][ids] = [1, 5, 50, 7]  # the original has the fewest views, yet comes first
+    page = sim.sound_pages(np.array([sound, sound]))
+    assert page.shape == (2, SOUND_PAGE_WIDTH)
+    assert list(page[0, :5]) == [ids[0], ids[2], ids[3], ids[1], -1]
+
+
+def test_a_tapped_sound_opens_its_page_ahead_of_the_ranker() -> None:
+    # Every view opens the sound's page; derivatives give the pages posts the viewer has not seen.
+    exp = make_experiment(SONG, {"behavior": {"sound_tap_intercept": 30.0, "derivative_intercept": -4.0,
+                                              "derivative_delay_hours": 0.2}})
+    sim = run_simulation(exp, "follower")
+    assert sim.recorder.channel_counts[SOUND] > 0
+
+
+# --------------------------------------------------------------------------- commerce
+
+
+def test_restocks_refill_stock_after_each_sellout() -> None:
+    exp = make_experiment(SCENARIO, {
+        "world": {"products": [{"name": "cream", "seller": "seller", "inventory": 3, "restock_units": 2,
+                                "restock_hours": 0.5}]},
+        "behavior": {"purchase_intercept": 4.0}})
+    sim = run_simulation(exp, "content")
+    products = sim.world.products
+    assert products.restocks[0] >= 2 and products.sellouts[0] >= 2
+    assert products.sold[0] == 3 + 2 * products.restocks[0] - products.inventory[0]
+    assert products.sold_by_channel[0].sum() == products.sold[0]
+    assert 0 <= products.sold_non_follower[0] <= products.sold[0]
+    series = sim.recorder.tables["timeseries"].to_pydict()
+    def timeline(metric: str) -> list[float]:
+        return [v for e, k, v in zip(series["entity"], series["metric"], series["value"], strict=True)
+                if e == "cream" and k == metric]
+
+    assert min(timeline("inventory")) >= 0
+    assert timeline("restocks")[-1] == products.restocks[0] and timeline("restocks") == sorted(timeline("restocks"))
+
+
+def test_sales_through_for_you_reach_non_followers() -> None:
+    exp = make_experiment(SCENARIO, {"behavior": {"purchase_intercept": -1.0}})
+    m = measures(run_simulation(exp, "content"))
+    assert m[("product", "cream", "sold")] == 4
+    assert m[("product", "cream", "sold_for_you")] + m[("product", "cream", "sold_following")] \
+        + m[("product", "cream", "sold_sound")] + m[("product", "cream", "sold_other")] == 4
+
+
+# --------------------------------------------------------------------------- bought engagement
+
+
+def test_bought_followers_leave_every_real_user_unchanged() -> None:
+    plain = make_experiment(SCENARIO)
+    bought = parse(apply_overrides(plain._table, {"world.accounts[0].bought_followers": 200}, "t"), "t")  # type: ignore[attr-defined]
+    a, b = (build_world(e, Simulation(e, e.rankers[0], 0).rngs["world"]) for e in (plain, bought))
+    n = a.users.n
+    assert b.users.n == n + 200 and not b.users.active[n:].any()
+    for name in ("interest", "attention_s", "active_share", "posting_rate", "skill", "polish_sensitivity"):
+        assert np.array_equal(getattr(a.users, name), getattr(b.users, name)[:n]), name
+    uid = a.accounts["seller"]
+    assert b.accounts["seller"] == uid
+    assert b.follower_counts[uid] == a.follower_counts[uid] + 200
+    # The same arrivals: bought followers never open the app.
+    sa, sb = Simulation(plain, plain.rankers[0], 0), Simulation(bought, bought.rankers[0], 0)
+    for now in (0.0, 60.0, 120.0):
+        ua, secs_a = sa.arrivals(now)
+        ub, secs_b = sb.arrivals(now)
+        assert np.array_equal(ua, ub) and np.array_equal(secs_a, secs_b)
+
+
+def test_bought_likes_are_visible_but_pools_score_real_engagement_only() -> None:
+    exp = make_experiment(SCENARIO)
+    sim = Simulation(exp, spec_of(exp, "content"), 0)
+    sim.ranker.start(sim.state)
+    ids = sim.add_posts({"author": np.array([5, 6]), "topic": np.zeros(2, int), "quality": np.zeros(2),
+                         "authenticity": np.ones(2), "length_s": np.full(2, 30.0)}, 0.0)
+    sim.ranker.review(0.0)  # both enter stage 0
+    sim.posts.cols["bought_likes"][ids[1]] = 10_000
+    n = 40
+    fb = Feedback(user=np.arange(n), post=np.repeat(ids, n // 2), channel=np.full(n, 10, np.int8),
+                  position=np.zeros(n, np.int32), watch_fraction=np.full(n, 0.5, np.float32),
+                  completed=np.zeros(n, bool), liked=np.tile([True, False], n // 2), commented=np.zeros(n, bool),
+                  shared=np.zeros(n, bool), followed=np.zeros(n, bool), purchased=np.zeros(n, bool))
+    sim.ranker.observe(fb)
+    assert sim.ranker.stage_sum[ids[0]] == sim.ranker.stage_sum[ids[1]]  # type: ignore[attr-defined]
+
+
+def test_social_proof_raises_likes_and_follows() -> None:
+    b = BehaviorConfig()
+    rng = np.random.default_rng(0)
+    m = 200_000
+    ones = np.ones(m)
+    low = behavior.reactions(b, 0.6 * ones, 0 * ones, 0 * ones, 0 * ones, 0 * ones, rng)
+    high = behavior.reactions(b, 0.6 * ones, 0 * ones, 0 * ones, 1e4 * ones, 1e5 * ones, rng)
+    assert high.liked.mean() > 1.5 * low.liked.mean()
+    assert high.follow_intent.mean() > 1.3 * low.follow_intent.mean()
+
+
+# --------------------------------------------------------------------------- configuration and summaries
+
+
+def test_list_index_overrides_address_one_table() -> None:
+    table = {"world": {"accounts": [{"name": "a"}, {"name": "b"}]}}
+    out = apply_overrides(table, {"world.accounts[1].followers": 5}, "x.toml")
+    assert out["world"]["accounts"][1] == {"name": "b", "followers": 5}
+    assert "followers" not in out["world"]["accounts"][0]
+    with pytest.raises(ConfigError, match=r"x.toml: --set world.accounts\[2\].followers: accounts\[2\]: no such entry"):
+        apply_overrides(table, {"world.accounts[2].followers": 5}, "x.toml")
+
+
+def test_baseline_point_must_name_a_sweep_point() -> None:
+    with pytest.raises(ConfigError, match="baseline_point: 3 is not a sweep point"):
+        make_experiment({"baseline_point": 3, "sweep": {"world.homophily": [0.5, 0.7]}})
+    with pytest.raises(ConfigError, match="baseline_point: 0 is not a sweep point"):
+        make_experiment({"baseline_point": 0})
+
+
+def test_point_differences_are_paired_by_replicate() -> None:
+    runs = {"ranker": ["a"] * 6, "replicate": [0, 1, 2] * 2, "point": [0, 0, 0, 1, 1, 1],
+            "reach": [10.0, 100.0, 1000.0, 12.0, 120.0, 1200.0]}
+    out = summarise(runs, ["a"], None, np.random.default_rng(0), groups=["point"], base_point=0)
+    row = out["point"].index(1)
+    assert out["point_rel_mean"][row] == pytest.approx(0.2)
+    assert out["point_rel_ci_low"][row] == pytest.approx(0.2)  # every replicate +20%: no spread
+    assert out["point_diff_mean"][row] == pytest.approx((2 + 20 + 200) / 3)
+    assert out["point_rel_mean"][out["point"].index(0)] == pytest.approx(0.0)
+
+
+def test_measures_reach_the_summary(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    exp = make_experiment(SONG, {"horizon_days": 0.1, "world": {"users": 1500}})
+    runner = Runner(exp, tmp_path, jobs=1)
+    runner.run(plan(runner.points))
+    summary = pq.read_table(tmp_path / "summary.parquet").to_pydict()
+    assert "account.artist.follower_growth" in summary["metric"]
+    assert "sound.anthem.unique_listeners" in summary["metric"]
