@@ -110,12 +110,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     if args.results:
-        from sim.recording import SCHEMAS
+        from sim.recording import MEASURES, SCHEMAS
 
         for table, columns in SCHEMAS.items():
             print(f"\n{table}")
             for name, dtype, unit, meaning in columns:
                 print(f"  {name:<32}{str(dtype):<10}{unit:<13}{meaning}")
+        print("\nmeasures: metric by kind (summary.parquet names them <kind>.<entity>.<metric>)")
+        for kind, metrics in MEASURES.items():
+            for metric, meaning in metrics.items():
+                print(f"  {kind:<10}{metric:<30}{meaning}")
         return 0
     from sim.rankers import RANKERS
 

@@ -113,9 +113,10 @@ def _versus_point(sub: dict[str, list], base: dict[str, list], part: dict[str, l
     for label, metric in zip(part["ranker"], part["metric"], strict=True):
         mine, theirs = values(sub, label, metric), values(base, label, metric)
         reps = sorted(set(mine) & set(theirs))
-        diff = np.array([mine[r] - theirs[r] for r in reps])
+        x, base_x = np.array([mine[r] for r in reps]), np.array([theirs[r] for r in reps])
+        diff = x - base_x
         with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.array([mine[r] / theirs[r] - 1.0 for r in reps])
+            rel = x / base_x - 1.0  # undefined (dropped) where the baseline is 0
         for name, value in zip(POINT_COLUMNS, (*bootstrap_ci(diff, rng), *bootstrap_ci(rel, rng)), strict=True):
             out[name].append(value)
     return out

@@ -218,9 +218,10 @@ MEASURES: dict[str, dict[str, str]] = {
     "products": {
         "sold": "units sold over every product",
         "non_follower_share": "share of units bought by viewers not following the seller",
-        "conversion_comment_slope": "OLS slope of purchases per view on log1p(comments), over product "
-                                    "posts with at least 20 views",
-        "product_posts": "product posts with at least 20 views",
+        "conversion_comment_slope": "OLS slope of purchases per view on comments per view, over product "
+                                    "posts with at least 50 views (per-view rates: a post's wider "
+                                    "audience lowers both, so the slope is not an audience-size artefact)",
+        "product_posts": "product posts with at least 50 views",
     },
 }
 
@@ -451,9 +452,9 @@ class Recorder:
                 "non_follower_share": metrics.share(int(products.sold_non_follower[i]), int(products.sold[i])),
             })  # fmt: skip
         if len(products.names):
-            seen = (p.product >= 0) & (p.views >= 20)
-            conversion = p.purchases[seen] / np.maximum(p.views[seen], 1)
-            slope = metrics.linear_slope(np.log1p(p.comments[seen].astype(np.float64)), conversion)
+            seen = (p.product >= 0) & (p.views >= 50)
+            views = p.views[seen].astype(np.float64)
+            slope = metrics.linear_slope(p.comments[seen] / views, p.purchases[seen] / views)
             add("products", "all", {
                 "sold": int(products.sold.sum()),
                 "non_follower_share": metrics.share(int(products.sold_non_follower.sum()), int(products.sold.sum())),

@@ -327,6 +327,8 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.C
                 rows.append([label] + cells)
         lines += _md_table(["Metric"] + [f"{lb} − {ctx.baseline}" for lb in others], rows) + [""]
 
+    lines += _measures_section(tables.get("summary"), ctx)
+
     lines += ["## Figures", "",
               "Each figure is in `plots/` as PNG (200 dpi, 16:9) and SVG; its headline is computed from the data. "
               "Colours: " + ", ".join(f"{lb} {ctx.color(lb)}" for lb in labels) + ".", ""]
@@ -350,6 +352,54 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.C
     return "\n".join(lines)
 
 
+def _measures_section(summary: pa.Table | None, ctx: plots.Context) -> list[str]:
+    """Scenario measures (planted accounts, named sounds, products) from ``summary.parquet``:
+    per ranker and sweep point, median, mean and 95% CI over replicates, the paired difference
+    versus the baseline ranker and the paired relative change versus the baseline point."""
+    if summary is None or summary.num_rows == 0:
+        return []
+    s = summary.to_pydict()
+    sweep = sorted(c for c in s if c.startswith("sweep_"))
+    idx = [i for i, m in enumerate(s["metric"]) if m.count(".") >= 2]
+    if not idx:
+        return []
+
+    def num(x: Any) -> float:
+        return float("nan") if x is None else float(x)
+
+    def interval(i: int, prefix: str, signed: bool = False, percent: bool = False) -> str:
+        head = f"{prefix}_" if prefix else ""
+        lo, hi, mean = num(s[f"{head}ci_low"][i]), num(s[f"{head}ci_high"][i]), num(s[f"{prefix or 'mean'}_mean"
+                                                                                     if prefix else "mean"][i])
+        if not np.isfinite(mean):
+            return ""
+        f = (lambda v: f"{v:+.0%}") if percent else (lambda v: f"{v:+,.3g}" if signed else f"{v:,.3g}")
+        return f"{f(mean)} [{f(lo)}, {f(hi)}]" if np.isfinite(lo) else f(mean)
+
+    lines = ["## Scenario measures", "",
+             "Per ranker" + (" and sweep point" if sweep else "") + ": median and mean over replicates with a "
+             "95% t-interval; the paired difference versus the baseline ranker (same replicate) with a "
+             "95% bootstrap interval" + ("; and the paired relative change versus the baseline sweep point"
+                                          if "point_rel_mean" in s and sweep else "") +
+             ". Metric meanings: `python -m sim schema --results` (MEASURES).", ""]
+    header = ["measure", "ranker"] + [c.removeprefix("sweep_") for c in sweep] + ["n", "median", "mean [95% CI]",
+                                                                                    "vs baseline ranker"]
+    with_points = sweep and any(np.isfinite(num(s["point_rel_mean"][i])) for i in idx)
+    if with_points:
+        header.append("vs baseline point")
+    rows = []
+    order = {label: k for k, label in enumerate(ctx.labels)}
+    for i in sorted(idx, key=lambda i: (s["metric"][i], order.get(s["ranker"][i], len(order)),
+                                        [s[c][i] for c in sweep])):
+        row = [f"`{s['metric'][i]}`", str(s["ranker"][i])] + [str(s[c][i]) for c in sweep]
+        row += [str(s["n"][i]), f"{num(s['median'][i]):,.3g}", interval(i, ""),
+                interval(i, "diff", signed=True)]
+        if with_points:
+            row.append(interval(i, "point_rel", percent=True))
+        rows.append(row)
+    return lines + _md_table(header, rows) + [""]
+
+
 def _cli_value(v: Any) -> str:
     if isinstance(v, str):
         return v if v and all(c.isalnum() or c in "._-#" for c in v) else json.dumps(v)
@@ -365,6 +415,8 @@ def build(out_dir: Path) -> Path:
     """Draw every figure that applies into ``out_dir/plots`` and write ``out_dir/report.md``; return its path."""
     out_dir = Path(out_dir)
     manifest, tables = load(out_dir)
+    if (out_dir / "summary.parquet").exists():
+        tables["summary"] = load_table(out_dir / "summary.parquet", "summary")
     ctx = context(manifest, tables["runs"], out_dir / "plots")
     figures = draw(tables, ctx, manifest["config"])
     text = markdown(manifest, tables, ctx, figures)

@@ -214,3 +214,40 @@ def test_measures_reach_the_summary(tmp_path) -> None:  # type: ignore[no-untype
     summary = pq.read_table(tmp_path / "summary.parquet").to_pydict()
     assert "account.artist.follower_growth" in summary["metric"]
     assert "sound.anthem.unique_listeners" in summary["metric"]
+
+
+# --------------------------------------------------------------------------- ranker surfaces
+
+
+def test_follower_suggestions_are_unseen_unfollowed_and_most_popular_first() -> None:
+    exp = make_experiment({"rankers": [{"name": "follower", "params": {"suggested_posts": 6}}]})
+    sim = run_simulation(exp, "follower")
+    ranker, st = sim.ranker, sim.state
+    users = np.arange(0, 3000, 7)
+    row, post, popularity = ranker.suggestions(users)  # type: ignore[attr-defined]
+    assert len(row) > 0.5 * 6 * len(users)
+    viewer = users[row]
+    author = st.posts.author[post].astype(np.int64)
+    assert not st.is_following(viewer, author).any()
+    assert (author != viewer).all()
+    assert not st.seen.contains(viewer, post).any()
+    assert len(set(zip(row.tolist(), post.tolist(), strict=True))) == len(row)  # no repeats per user
+    for r in np.unique(row)[:50]:
+        mine = popularity[row == r]
+        assert (np.diff(mine) <= 0).all()
+    assert sim.recorder.channel_counts[4] > 0  # suggestions were served (channel "other")
+
+
+def test_follow_slots_skip_followed_posts_below_their_stage_mean() -> None:
+    exp = make_experiment(SONG)
+    sim = Simulation(exp, spec_of(exp, "content"), 0)
+    sim.ranker.start(sim.state)
+    ids = sim.add_posts({"author": np.array([5, 6]), "topic": np.zeros(2, int), "quality": np.zeros(2),
+                         "authenticity": np.ones(2), "length_s": np.full(2, 30.0)}, 0.0)
+    sim.ranker.review(0.0)
+    ranker = sim.ranker
+    ranker.history[0] = np.full(100, 5.0)  # type: ignore[attr-defined]  # stage-0 mean score 5
+    ranker.stage_n[ids] = 200  # type: ignore[attr-defined]
+    ranker.stage_sum[ids] = [200 * 8.0, 200 * 2.0]  # type: ignore[attr-defined]  # above / below the mean
+    standing = ranker._standing(ids)  # type: ignore[attr-defined]
+    assert standing[0] > 0 > standing[1]

@@ -80,6 +80,9 @@ class ContentParams:
     explore_share: float = knob(0.1, "share of slots whose topic is drawn uniformly, not by interest",
                                 lo=0, hi=1)
     follow_share: float = knob(0.05, "share of slots showing a followed account's post", lo=0, hi=1)
+    follow_gate: bool = knob(True, "follow slots show a followed account's post only while its engagement "
+                             "score is at least its stage's mean: For You judges followed posts by "
+                             "engagement too")
     oversample: int = knob(2, "candidates drawn per slot (unseen ones fill the slate)", lo=1, hi=20)
     fallback_oversample: int = knob(1, "candidates per slot drawn from uniformly chosen topics, used "
                                     "after the interest candidates", lo=0, hi=20)
@@ -110,6 +113,7 @@ class ContentRanker(Ranker):
         self.stage_n = np.zeros(cap, np.int32)
         self.stage_sum = np.zeros(cap)
         self.earned = np.zeros(cap, np.int8)  # highest stage reached
+        self.standing = np.zeros(cap, np.float32)  # last reviewed score minus its stage's mean
         self.history = [np.zeros(0) for _ in range(p.stages)]
         self._index(np.zeros(0, np.int64))
 
@@ -119,7 +123,7 @@ class ContentRanker(Ranker):
         if n <= len(self.stage):
             return
         new = max(n, 2 * len(self.stage))
-        for name in ("stage", "stage_start", "stage_n", "stage_sum", "earned"):
+        for name in ("stage", "stage_start", "stage_n", "stage_sum", "earned", "standing"):
             old = getattr(self, name)
             grown = np.full(new, IN_POOL_NONE, old.dtype) if name == "stage" else np.zeros(new, old.dtype)
             grown[: len(old)] = old
@@ -174,6 +178,7 @@ class ContentRanker(Ranker):
             hist = np.concatenate([self.history[s], score[stage == s]])
             self.history[s] = hist[-p.score_history :]
         self.earned[posts] = np.maximum(self.earned[posts], stage + promoted)
+        self.standing[posts] = score - np.array([self._stage_mean(int(s)) for s in range(p.stages)])[stage]
         top = stage + 1 >= p.stages
         self.stage[posts] = np.where(promoted & ~top, stage + 1, IN_POOL_NONE)
         self.stage_start[posts] = now
@@ -299,8 +304,23 @@ class ContentRanker(Ranker):
         edge = start + (self.rng.random(len(slots)) * degree).astype(np.int64)
         followee = st.follows.indices[edge]
         width = st.author_posts.items.shape[1]
-        cand[slots] = st.author_posts.items[followee, self.rng.integers(0, width, len(slots))]
-        channel[slots] = FOLLOWING
+        post = st.author_posts.items[followee, self.rng.integers(0, width, len(slots))]
+        keep = post >= 0
+        if self.params.follow_gate:
+            keep &= self._standing(post.clip(0)) >= 0
+        cand[slots[keep]] = post[keep]
+        channel[slots[keep]] = FOLLOWING
+
+    def _standing(self, posts: np.ndarray) -> np.ndarray:
+        """Engagement score minus the stage mean: smoothed over the current stage's impressions
+        for posts in a pool, the last review's for the others (0 before any impression)."""
+        p = self.params
+        means = np.array([self._stage_mean(s) for s in range(p.stages)])
+        stage = self.stage[posts].astype(np.int64)
+        live = stage >= 0
+        mean = means[stage.clip(0)]
+        current = (self.stage_sum[posts] + p.prior_impressions * mean) / (self.stage_n[posts] + p.prior_impressions)
+        return np.where(live, current - mean, self.standing[posts])
 
     def observe(self, feedback: Feedback) -> None:
         st = self.state

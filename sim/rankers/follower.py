@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.config import knob
-from sim.rankers.base import FOLLOWING, RESHARE, Ranker, Slate, followee_edges, register
+from sim.rankers.base import FOLLOWING, OTHER, RESHARE, Ranker, Slate, duplicate_in_row, followee_edges, register
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,10 @@ class FollowerParams:
     lookback_hours: float = knob(72.0, "only posts (and reshares of posts) this recent are candidates",
                                  lo=0.1, unit="h")
     reshares: bool = knob(True, "include posts that followed accounts reshared")
+    suggested_posts: int = knob(0, "suggested posts after the followed ones ('you're all caught up'), per "
+                                "user and tick: recent posts of the user's topics by accounts they do not "
+                                "follow, the most visibly popular (likes, bought ones included, and author "
+                                "followers) of 4 draws each", lo=0, hi=256)
 
 
 @register
@@ -59,6 +63,36 @@ class FollowerRanker(Ranker):
         first[1:] = (row[1:] != row[:-1]) | (post[1:] != post[:-1])
         return row[first], post[first], channel[first]
 
+    def suggestions(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flat (row, post, popularity) of up to ``suggested_posts`` unseen posts per user from
+        accounts they do not follow, most popular first."""
+        st = self.state
+        assert st is not None
+        n_sug = self.params.suggested_posts
+        if len(st.posts) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        draws = 4 * n_sug
+        topic = st.draw_topics(users, draws, self.rng)
+        ring = st.topic_posts
+        filled = np.minimum(ring.head, ring.items.shape[1])[topic]
+        post = ring.items[topic, (self.rng.random(topic.shape) * filled).astype(np.int64)]
+        post[filled == 0] = -1
+        posts = st.posts
+        safe = post.clip(0)
+        author = posts.author[safe].astype(np.int64)
+        ok = (post >= 0) & (author != users[:, None]) & ~st.seen.contains(users[:, None], safe)
+        ok &= ~duplicate_in_row(np.where(ok, post, -1))
+        row, col = np.nonzero(ok)
+        followed = st.is_following(users[row], author[row, col])
+        ok[row[followed], col[followed]] = False
+        visible = posts.likes[safe] + posts.bought_likes[safe] + posts.comments[safe] + posts.shares[safe]
+        popularity = np.where(ok, np.log1p(visible) + np.log1p(st.follower_counts[author]), -np.inf)
+        best = np.argsort(-popularity, axis=1, kind="stable")[:, :n_sug]
+        pop = np.take_along_axis(popularity, best, axis=1)
+        chosen = np.take_along_axis(post, best, axis=1)
+        row, col = np.nonzero(np.isfinite(pop))
+        return row, chosen[row, col], pop[row, col]
+
     def start(self, state) -> None:  # type: ignore[no-untyped-def]
         super().start(state)
         self._now: float | None = None
@@ -79,7 +113,16 @@ class FollowerRanker(Ranker):
             score = visible.astype(np.float64) + posts.created_at[post] * 1e-12
         else:
             score = posts.created_at[post]
-        order = np.lexsort((post, -score, row))
+        rank = np.zeros(len(row), dtype=np.int8)  # followed posts first, then suggestions
+        if self.params.suggested_posts:
+            s_row, s_post, s_pop = self.suggestions(self._users)
+            known = np.isin(s_row * (len(posts) + 1) + s_post, row * (len(posts) + 1) + post)
+            s_row, s_post, s_pop = s_row[~known], s_post[~known], s_pop[~known]
+            row, post = np.concatenate([row, s_row]), np.concatenate([post, s_post])
+            channel = np.concatenate([channel, np.full(len(s_row), OTHER, np.int8)])
+            score = np.concatenate([score, s_pop])
+            rank = np.concatenate([rank, np.ones(len(s_row), np.int8)])
+        order = np.lexsort((post, -score, rank, row))
         self._post, self._channel = post[order], channel[order]
         bounds = np.searchsorted(row[order], np.arange(len(users) + 1))
         self._start, self._end = bounds[:-1], bounds[1:]
