@@ -224,8 +224,8 @@ def test_follower_suggestions_are_unseen_unfollowed_and_most_popular_first() -> 
     sim = run_simulation(exp, "follower")
     ranker, st = sim.ranker, sim.state
     users = np.arange(0, 3000, 7)
-    row, post, popularity = ranker.suggestions(users)  # type: ignore[attr-defined]
-    assert len(row) > 0.5 * 6 * len(users)
+    row, post, popularity = ranker.suggestions(users, sim.env.now)  # type: ignore[attr-defined]
+    assert len(row) > 0.3 * 6 * len(users)
     viewer = users[row]
     author = st.posts.author[post].astype(np.int64)
     assert not st.is_following(viewer, author).any()

@@ -16,7 +16,9 @@ Pools have priority: a slot draws a topic (by interest, or uniformly for
 that stage.  ``retrieval_share`` of slots, and slots with no eligible pool
 post, go to interest retrieval instead (a recent post of the topic, channel
 ``EXPLORE``: of ``retrieval_draws`` recent posts, the one that climbed
-highest in the pools); ``follow_share`` of slots show a followed account's post.
+highest in the pools, then the one whose engagement stands highest above its
+stage's mean); ``follow_share`` of slots show a followed account's post, if its
+engagement holds up (``follow_gate``).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class ContentParams:
     retrieval_share: float = knob(0.1, "share of For You slots given to interest retrieval (recent posts "
                                   "of a liked topic) rather than to traffic pools", lo=0, hi=1)
     retrieval_draws: int = knob(3, "recent posts drawn per retrieval slot; the one that earned the "
-                                "highest pool stage is shown", lo=1, hi=32)
+                                "highest pool stage is shown (ties: the best engagement standing)", lo=1, hi=32)
     explore_share: float = knob(0.1, "share of slots whose topic is drawn uniformly, not by interest",
                                 lo=0, hi=1)
     follow_share: float = knob(0.05, "share of slots showing a followed account's post", lo=0, hi=1)
@@ -285,7 +287,9 @@ class ContentRanker(Ranker):
         m = self.params.retrieval_draws
         slot = (self.rng.random((len(topic), m)) * filled[:, None]).astype(np.int64)
         drawn = ring.items[topic[:, None], slot]
-        merit = self.earned[drawn.clip(0)] + self.rng.random(drawn.shape) * 0.5
+        # The highest stage earned wins; within a stage, the better engagement standing (in (0, 1)).
+        safe = drawn.clip(0)
+        merit = self.earned[safe] + 1.0 / (1.0 + np.exp(-self._standing(safe.ravel()).reshape(safe.shape)))
         best = np.take_along_axis(drawn, merit.argmax(axis=1)[:, None], axis=1)[:, 0]
         return np.where(filled > 0, best, -1)
 

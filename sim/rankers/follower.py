@@ -10,6 +10,9 @@ from sim.config import knob
 from sim.rankers.base import FOLLOWING, OTHER, RESHARE, Ranker, Slate, duplicate_in_row, followee_edges, register
 
 
+SUGGESTION_POOL = 32  # most popular recent posts per topic that suggestions are taken from
+
+
 @dataclass(frozen=True)
 class FollowerParams:
     order: str = knob("chronological", "slate order: newest first, or most visible engagement first",
@@ -18,9 +21,9 @@ class FollowerParams:
                                  lo=0.1, unit="h")
     reshares: bool = knob(True, "include posts that followed accounts reshared")
     suggested_posts: int = knob(0, "suggested posts after the followed ones ('you're all caught up'), per "
-                                "user and tick: recent posts of the user's topics by accounts they do not "
-                                "follow, the most visibly popular (likes, bought ones included, and author "
-                                "followers) of 4 draws each", lo=0, hi=256)
+                                "user and tick: the most visibly popular recent posts (likes and author "
+                                "followers, bought ones included) of the user's two main topics, by "
+                                "accounts they do not follow", lo=0, hi=64)
 
 
 @register
@@ -63,38 +66,53 @@ class FollowerRanker(Ranker):
         first[1:] = (row[1:] != row[:-1]) | (post[1:] != post[:-1])
         return row[first], post[first], channel[first]
 
-    def suggestions(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def suggestions(self, users: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Flat (row, post, popularity) of up to ``suggested_posts`` unseen posts per user from
-        accounts they do not follow, most popular first."""
+        accounts they do not follow: the most visibly popular recent posts of the user's two main
+        topics, most popular first."""
         st = self.state
         assert st is not None
-        n_sug = self.params.suggested_posts
-        if len(st.posts) == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-        draws = 4 * n_sug
-        topic = st.draw_topics(users, draws, self.rng)
-        ring = st.topic_posts
-        filled = np.minimum(ring.head, ring.items.shape[1])[topic]
-        post = ring.items[topic, (self.rng.random(topic.shape) * filled).astype(np.int64)]
-        post[filled == 0] = -1
+        n_sug, width = self.params.suggested_posts, SUGGESTION_POOL
         posts = st.posts
-        safe = post.clip(0)
+        items = st.topic_posts.items  # (T, ring) recent post ids per topic, -1 unused
+        if len(posts) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        safe = items.clip(0)
+        fresh = (items >= 0) & (now - posts.created_at[safe] <= self.params.lookback_hours * 3600.0)
+        popularity = np.where(fresh, self._popularity(safe), -np.inf)
+        width = min(width, items.shape[1])
+        top = np.argpartition(-popularity, width - 1, axis=1)[:, :width]
+        top_post = np.take_along_axis(items, top, axis=1)
+        top_pop = np.take_along_axis(popularity, top, axis=1)
+        topics = self._main_topics[users]  # (U, 2)
+        cand = top_post[topics].reshape(len(users), -1)
+        pop = top_pop[topics].reshape(len(users), -1)
+        safe = cand.clip(0)
         author = posts.author[safe].astype(np.int64)
-        ok = (post >= 0) & (author != users[:, None]) & ~st.seen.contains(users[:, None], safe)
-        ok &= ~duplicate_in_row(np.where(ok, post, -1))
+        ok = np.isfinite(pop) & (author != users[:, None]) & ~st.seen.contains(users[:, None], safe)
+        ok &= ~duplicate_in_row(np.where(ok, cand, -1))
         row, col = np.nonzero(ok)
         followed = st.is_following(users[row], author[row, col])
         ok[row[followed], col[followed]] = False
-        visible = posts.likes[safe] + posts.bought_likes[safe] + posts.comments[safe] + posts.shares[safe]
-        popularity = np.where(ok, np.log1p(visible) + np.log1p(st.follower_counts[author]), -np.inf)
-        best = np.argsort(-popularity, axis=1, kind="stable")[:, :n_sug]
-        pop = np.take_along_axis(popularity, best, axis=1)
-        chosen = np.take_along_axis(post, best, axis=1)
+        pop = np.where(ok, pop, -np.inf)
+        best = np.argsort(-pop, axis=1, kind="stable")[:, :n_sug]
+        pop = np.take_along_axis(pop, best, axis=1)
+        chosen = np.take_along_axis(cand, best, axis=1)
         row, col = np.nonzero(np.isfinite(pop))
         return row, chosen[row, col], pop[row, col]
 
+    def _popularity(self, post: np.ndarray) -> np.ndarray:
+        """What users see of a post's success: log1p(likes, bought ones included, + comments +
+        shares) + log1p(the author's followers, bought ones included)."""
+        st = self.state
+        assert st is not None
+        p = st.posts
+        visible = p.likes[post] + p.bought_likes[post] + p.comments[post] + p.shares[post]
+        return np.log1p(visible) + np.log1p(st.follower_counts[p.author[post]])
+
     def start(self, state) -> None:  # type: ignore[no-untyped-def]
         super().start(state)
+        self._main_topics = np.argsort(-state.affinity, axis=1)[:, :2]  # each user's two main topics
         self._now: float | None = None
         self._users = np.zeros(0, np.int64)
 
@@ -115,7 +133,7 @@ class FollowerRanker(Ranker):
             score = posts.created_at[post]
         rank = np.zeros(len(row), dtype=np.int8)  # followed posts first, then suggestions
         if self.params.suggested_posts:
-            s_row, s_post, s_pop = self.suggestions(self._users)
+            s_row, s_post, s_pop = self.suggestions(self._users, now)
             known = np.isin(s_row * (len(posts) + 1) + s_post, row * (len(posts) + 1) + post)
             s_row, s_post, s_pop = s_row[~known], s_post[~known], s_pop[~known]
             row, post = np.concatenate([row, s_row]), np.concatenate([post, s_post])
