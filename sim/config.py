@@ -71,6 +71,11 @@ class PlantedAccount:
     quality_quantile: float = knob(-1.0, "quality of its background posts as a population quantile (-1: its "
                                    "own creator skill, like everyone)", lo=-1, hi=1 - 1e-6)
     product: str = knob("", "a product its background posts sell (empty: none)")
+    topics: tuple[str, ...] = knob(default_factory=tuple, desc="communities its background posts are spread "
+                                   "over, evenly at first (empty: its own topic only)")
+    listen_rate: float = knob(0.0, "how fast it shifts its topic mix toward the topics whose posts its "
+                              "audience rewarded (engagement per view of its latest posts); 0: never", lo=0,
+                              hi=10)
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,9 @@ class WorldConfig:
     post_length_sigma: float = knob(0.8, "log-normal sigma of post length", lo=0, hi=3)
     authenticity_a: float = knob(6.0, "Beta(a, b) of post authenticity (1 = real, 0 = retouched): a", lo=0.01)
     authenticity_b: float = knob(2.0, "Beta(a, b) of post authenticity: b", lo=0.01)
+    topic_fit_sd: float = knob(0.5, "sd of a planted account's quality offset per topic of its 'topics' "
+                               "(creators are better at some subjects than others; drawn per replicate)",
+                               lo=0, hi=3, unit="sd")
     sound_share: float = knob(0.3, "share of ordinary posts that carry an original sound (others can be "
                               "reused by derivative posts)", lo=0, hi=1)
     polish_sensitivity_mean: float = knob(1.0, "mean of the per-user sensitivity to polish (exponential)",
@@ -176,6 +184,12 @@ class BehaviorConfig:
     sound_tap_quality: float = knob(0.8, "sound-page logit per unit of the sound's appeal")
     sound_page_posts: int = knob(3, "posts a viewer watches from a sound page it opened (the original "
                                  "first, then the sound's most viewed recent uses)", lo=1, hi=32)
+    inspire_engagements: int = knob(20, "likes, comments and shares a user gives one topic's posts before "
+                                    "they may start posting in it (experts breed experts)", lo=1)
+    inspire_rate: float = knob(0.003, "daily probability that a user past that threshold starts posting in "
+                               "the topic", lo=0, hi=1, unit="1/day")
+    inspired_posting_rate: float = knob(0.3, "posts per day of an inspired user in their new topic", lo=0,
+                                        hi=50, unit="1/day")
     engagement_polish_scale: float = knob(1.0, "how strongly polish x sensitivity acts on comment, share "
                                           "and follow (multiplies like_polish)", lo=0)
 
@@ -219,6 +233,8 @@ class RecordingConfig:
     impression_sample_rate: float = knob(0.0005, "share of impressions written to impressions/ "
                                          "(impressions of tracked posts are always written)", lo=0, hi=1)
     snapshot_hours: float = knob(1.0, "interval of tracked-entity snapshots", lo=0.01, unit="h")
+    topic_measures: bool = knob(False, "write per-topic measures (creators, inspired posters, core-audience "
+                                "share) to the measures table")
 
 
 @dataclass(frozen=True)
@@ -397,6 +413,9 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
             problems.append(f"world.products[{i}].name: duplicate product name {prod.name!r}")
         products[prod.name] = prod
     for i, acc in enumerate(world.accounts):
+        for j, topic in enumerate(acc.topics):
+            if topic not in topics:
+                problems.append(f"world.accounts[{i}].topics[{j}]: unknown topic {topic!r}")
         if acc.product and acc.product not in products:
             problems.append(f"world.accounts[{i}].product: unknown product {acc.product!r} "
                             f"(known: {', '.join(products) or 'none'})")

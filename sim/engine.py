@@ -27,6 +27,8 @@ DAY = 86400.0
 FIRST_SLATE = 8
 MAX_SLATE = 64
 MERGE_FOLLOWS_HOURS = 6.0
+INSPIRE_HOURS = 6.0
+LISTEN_MIN_VIEWS = 20  # a post's reception counts for a listening creator once it has this many views
 SOUND_PAGE_WIDTH = 16  # posts of a sound considered for its page: the original, then the most viewed
 #: Product sales by the channel group of the impression that sold them (Products.sold_by_channel).
 SALES_CHANNELS = ("following", "for_you", "sound", "other")
@@ -80,6 +82,15 @@ class Simulation:
         self.listened = np.zeros((0, self.users.n), dtype=bool)
         self.listeners_via_artist = np.zeros(0, dtype=np.int64)
         self._styles = self._account_styles()
+        # Topic mixes of planted accounts posting over several topics (listening ones adapt them).
+        self.topic_mix = {self.world.accounts[a.name]: np.isin(self.world.topics, a.topics).astype(np.float64)
+                          for a in exp.world.accounts if a.topics}
+        self.listen_rate = {self.world.accounts[a.name]: a.listen_rate for a in exp.world.accounts if a.topics}
+        # Experts breed experts: engagements per (user, topic); users who started posting in a topic.
+        self.topic_engagement = np.zeros((self.users.n, len(self.world.topics)), dtype=np.uint16)
+        self.inspired_topic = np.full(self.users.n, NO_ID, dtype=np.int16)
+        self.inspired_at = np.full(self.users.n, np.nan)
+        self.inspired_cum = np.zeros(self.users.n)
         self.impressions = 0
         self.wall_s = 0.0
 
@@ -103,6 +114,7 @@ class Simulation:
         env.process(self.sessions())
         env.process(self.snapshots())
         env.process(self.follow_merges())
+        env.process(self.inspiration())
         for i in range(len(self.sellout_events)):
             env.process(self.sellout(i))
         env.run(until=self.end)
@@ -115,6 +127,7 @@ class Simulation:
         whose delay is over."""
         while True:
             self.post_background(self.env.now)
+            self.post_inspired(self.env.now)
             self.post_derivatives(self.env.now)
             yield self.env.timeout(self.dt)
 
@@ -143,6 +156,12 @@ class Simulation:
         while True:
             self.recorder.snapshot(self, self.env.now)
             yield self.env.timeout(self.exp.recording.snapshot_hours * 3600.0)
+
+    def inspiration(self):  # type: ignore[no-untyped-def]
+        """Every 6 h, users who engaged enough with a topic may start posting in it."""
+        while True:
+            yield self.env.timeout(INSPIRE_HOURS * 3600.0)
+            self.inspire(self.env.now)
 
     def follow_merges(self):  # type: ignore[no-untyped-def]
         """New follows reach follower feeds when the append buffer is merged."""
@@ -212,6 +231,71 @@ class Simulation:
                 columns["quality"][mine] = quality
             if product >= 0:
                 columns["product"] = np.where(mine, product, columns.get("product", NO_ID))
+        for uid, mix in self.topic_mix.items():
+            mine = np.flatnonzero(authors == uid)
+            if len(mine) == 0:
+                continue
+            if self.listen_rate[uid] > 0:
+                self.listen(uid)
+            cum = np.cumsum(mix / mix.sum())
+            topic = np.searchsorted(cum, rng.random(len(mine)), side="right").clip(0, len(cum) - 1)
+            columns["topic"][mine] = topic
+            columns["quality"][mine] += self.world.topic_fit[uid][topic]
+        ids = self.add_posts(columns, now)
+        self.release_sounds(ids[with_sound], now)
+
+    def listen(self, uid: int) -> None:
+        """A creator who listens shifts its topic mix toward the topics whose latest posts its
+        audience rewarded most (likes, comments, shares and follows per view), multiplicatively at
+        its ``listen_rate``."""
+        p = self.posts
+        recent = self.state.author_posts.items[uid]
+        recent = recent[recent >= 0]
+        recent = recent[p.views[recent] >= LISTEN_MIN_VIEWS]
+        if len(recent) < 2:
+            return
+        reward = (p.likes[recent] + 5.0 * p.comments[recent] + 10.0 * p.shares[recent]
+                  + 20.0 * p.follows[recent]) / p.views[recent]
+        topic = p.topic[recent].astype(np.int64)
+        n_topics = len(self.world.topics)
+        count = np.bincount(topic, minlength=n_topics)
+        mean = np.bincount(topic, weights=reward, minlength=n_topics) / np.maximum(count, 1)
+        advantage = np.where(count > 0, (mean - reward.mean()) / max(reward.mean(), 1e-9), 0.0)
+        mix = self.topic_mix[uid] * np.exp(self.listen_rate[uid] * advantage)
+        mix = mix / mix.sum()
+        self.topic_mix[uid] = np.where(mix > 0, np.maximum(mix, 1e-3), 0.0)  # never quite abandon a topic
+
+    def inspire(self, now: float) -> None:
+        """Users past ``inspire_engagements`` in a topic start posting in it with probability
+        ``inspire_rate`` per day (one topic per user: the one they engaged with most)."""
+        beh = self.exp.behavior
+        if beh.inspire_rate <= 0:
+            return
+        eng = self.topic_engagement
+        best = eng.argmax(axis=1)
+        eligible = np.flatnonzero((eng[np.arange(len(best)), best] >= beh.inspire_engagements)
+                                  & (self.inspired_topic < 0)
+                                  & (self.users.posting_rate < beh.inspired_posting_rate))
+        p = 1.0 - np.exp(-beh.inspire_rate * INSPIRE_HOURS / 24.0)
+        chosen = eligible[self.rngs["behavior"].random(len(eligible)) < p]
+        if len(chosen) == 0:
+            return
+        self.inspired_topic[chosen] = best[chosen]
+        self.inspired_at[chosen] = now
+        self.inspired_cum = np.cumsum(np.where(self.inspired_topic >= 0, beh.inspired_posting_rate / DAY, 0.0))
+
+    def post_inspired(self, now: float) -> None:
+        """Posts of inspired users, in their new topic (from the behaviour stream: who is inspired
+        depends on what they watched, so the posting stream stays common to the rankers)."""
+        total = self.inspired_cum[-1] if len(self.inspired_cum) else 0.0
+        if total <= 0:
+            return
+        rng = self.rngs["behavior"]
+        m = rng.poisson(total * self.dt * self.hour_factor(now))
+        authors = np.searchsorted(self.inspired_cum, rng.random(m) * total, side="right")
+        columns = draw_posts(self.users, authors, self.exp.world, rng)
+        columns["topic"] = self.inspired_topic[authors].astype(np.int64)
+        with_sound = rng.random(m) < self.exp.world.sound_share
         ids = self.add_posts(columns, now)
         self.release_sounds(ids[with_sound], now)
 
@@ -398,6 +482,10 @@ class Simulation:
         self.sound_actions(viewer, post, channel, fraction, now)
         completed = fraction >= beh.complete_at
         cols = posts.cols
+        topic = posts.topic[post].astype(np.int64)
+        engaged = react.liked | react.commented | react.shared
+        np.add.at(self.topic_engagement, (viewer[engaged], topic[engaged]), 1)
+        np.add.at(cols["views_core"], post[self.users.main_topic[viewer] == topic], 1)
         np.add.at(cols["views"], post, 1)
         np.add.at(cols["watch_s"], post, fraction * posts.length_s[post])
         for name, mask in (("likes", react.liked), ("comments", react.commented), ("shares", react.shared),

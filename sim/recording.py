@@ -195,6 +195,8 @@ MEASURES: dict[str, dict[str, str]] = {
         "views": "views of those posts",
         "views_per_post": "views / posts",
         "views_per_follower": "views / followers_start (real followers only)",
+        "core_view_share": "share of those views by users whose main interest is the post's topic",
+        "main_topic_share": "share of its posts in its most used topic (a listening creator's mix narrows)",
     },
     "sound": {
         "posts": "posts using the sound (its original included)",
@@ -214,6 +216,19 @@ MEASURES: dict[str, dict[str, str]] = {
         "sold_for_you": "units sold through For You (pools, retrieval, exploration)",
         "sold_sound": "units sold through sound pages", "sold_other": "units sold through other channels",
         "non_follower_share": "share of units bought by viewers not following the seller",
+    },
+    "sounds": {
+        "named": "scenario sounds in the run",
+        "median_listeners": "median unique listeners over scenario sounds",
+        "top_decile_via_others": "share of the top-decile scenario sounds by listeners whose listeners came "
+                                 "mostly (> half) through other accounts' posts",
+    },
+    "topic": {
+        "creators_first_week": "accounts that posted in the topic in the first 7 days after t=0",
+        "creators_last_week": "accounts that posted in the topic in the last 7 days before the horizon",
+        "creator_growth": "creators_last_week / creators_first_week",
+        "inspired": "users who started posting in the topic after engaging with it (experts breed experts)",
+        "core_view_share": "share of the topic's views by users whose main interest it is",
     },
     "products": {
         "sold": "units sold over every product",
@@ -415,11 +430,14 @@ class Recorder:
             views = float(p.views[mine].sum())
             followers = int(start[uid])
             end = int(sim.state.follower_counts[uid])
+            topics = np.bincount(p.topic[mine], minlength=len(self.world.topics))
             add("account", name, {
                 "followers_start": followers, "followers_end": end,
                 "follower_growth": end / followers if followers else np.nan,
                 "posts": int(mine.sum()), "views": views, "views_per_post": views / mine.sum() if mine.any() else np.nan,
                 "views_per_follower": views / (followers - bought[name]) if followers > bought[name] else np.nan,
+                "core_view_share": metrics.share(float(p.views_core[mine].sum()), views),
+                "main_topic_share": metrics.share(int(topics.max()), int(mine.sum())),
             })  # fmt: skip
         sounds = sim.sounds
         for name, sid in sounds.names.items():
@@ -438,6 +456,14 @@ class Recorder:
                 "hours_to_first_duet": first, "unique_listeners": listeners,
                 "listeners_via_others_share": metrics.share(listeners - via_artist, listeners),
             })  # fmt: skip
+        if len(sounds.names) >= 2:
+            listeners = sim.listened.sum(axis=1).astype(np.float64)
+            via_others = (listeners - sim.listeners_via_artist) / np.maximum(listeners, 1)
+            top = np.argsort(-listeners, kind="stable")[: max(1, int(round(0.1 * len(listeners))))]
+            add("sounds", "named", {"named": len(listeners), "median_listeners": float(np.median(listeners)),
+                                    "top_decile_via_others": float((via_others[top] > 0.5).mean())})
+        if self.exp.recording.topic_measures:
+            self._topic_measures(sim, add)
         products = sim.world.products
         for i, name in enumerate(products.names):
             posted = p.created_at[p.product == i]
@@ -461,6 +487,22 @@ class Recorder:
                 "conversion_comment_slope": slope, "product_posts": int(seen.sum()),
             })  # fmt: skip
         return rows
+
+    def _topic_measures(self, sim: Simulation, add: Any) -> None:
+        p = self.posts
+        week, horizon = 7 * 86400.0, sim.exp.horizon_s
+        first = (p.created_at >= 0) & (p.created_at < week)
+        last = p.created_at >= horizon - week
+        inspired = np.bincount(sim.inspired_topic[sim.inspired_topic >= 0], minlength=len(self.world.topics))
+        for t, name in enumerate(self.world.topics):
+            mine = p.topic == t
+            n_first = len(np.unique(p.author[mine & first]))
+            n_last = len(np.unique(p.author[mine & last]))
+            add("topic", name, {
+                "creators_first_week": n_first, "creators_last_week": n_last,
+                "creator_growth": n_last / n_first if n_first else np.nan, "inspired": int(inspired[t]),
+                "core_view_share": metrics.share(float(p.views_core[mine].sum()), float(p.views[mine].sum())),
+            })  # fmt: skip
 
     def _focal_columns(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         primary = next((r for r in rows if r["entity"] == self.exp.focal), None)

@@ -101,6 +101,7 @@ class Posts(ColumnStore):
         "follows": np.int32, "purchases": np.int32, "completions": np.int32, "watch_s": np.float64,
         "views_following": np.int32, "views_reshare": np.int32, "views_pool": np.int32,
         "views_explore": np.int32, "views_other": np.int32, "bought_likes": np.int32, "derivatives": np.int32,
+        "views_core": np.int32,
     }  # fmt: skip
     DEFAULTS = {"product": NO_ID, "event": NO_ID, "sound": NO_ID, "parent": NO_ID}
 
@@ -162,6 +163,8 @@ class World:
     topics: tuple[str, ...]
     accounts: dict[str, int]
     products: Products
+    #: Planted accounts with ``topics``: user id -> quality offset per topic, shape (n_topics,).
+    topic_fit: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def follower_counts(self) -> np.ndarray:
@@ -343,7 +346,11 @@ def build_world(exp: Experiment, rng: np.random.Generator) -> World:
     follows, accounts = plant_accounts(users, follows, cfg.accounts, cfg.topics, cfg.homophily, cfg.users, rng)
     products = Products.from_config(cfg.products, np.array([accounts[p.seller] for p in cfg.products],
                                                            dtype=np.int64))
-    return World(users=users, follows=follows, topics=cfg.topics, accounts=accounts, products=products)
+    # Drawn last, so that worlds without such accounts consume the stream exactly as before.
+    topic_fit = {accounts[a.name]: rng.normal(0.0, cfg.topic_fit_sd, len(cfg.topics)).astype(np.float32)
+                 for a in cfg.accounts if a.topics}
+    return World(users=users, follows=follows, topics=cfg.topics, accounts=accounts, products=products,
+                 topic_fit=topic_fit)
 
 
 def quality_at_quantile(q: float) -> float:
