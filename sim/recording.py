@@ -223,6 +223,11 @@ MEASURES: dict[str, dict[str, str]] = {
         "top_decile_via_others": "share of the top-decile scenario sounds by listeners whose listeners came "
                                  "mostly (> half) through other accounts' posts",
     },
+    "listening": {
+        "listener_views_per_post": "median over listening planted accounts of their views per post",
+        "steady_views_per_post": "median over the planted accounts with topic mixes that do not listen",
+        "ratio": "listener_views_per_post / steady_views_per_post",
+    },
     "topic": {
         "creators_first_week": "accounts that posted in the topic in the first 7 days after t=0",
         "creators_last_week": "accounts that posted in the topic in the last 7 days before the horizon",
@@ -462,6 +467,16 @@ class Recorder:
             top = np.argsort(-listeners, kind="stable")[: max(1, int(round(0.1 * len(listeners))))]
             add("sounds", "named", {"named": len(listeners), "median_listeners": float(np.median(listeners)),
                                     "top_decile_via_others": float((via_others[top] > 0.5).mean())})
+        mixed = [a for a in self.exp.world.accounts if a.topics]
+        if any(a.listen_rate > 0 for a in mixed) and any(a.listen_rate == 0 for a in mixed):
+            per_post = {a.name: metrics.share(float(p.views[(p.author == sim.world.accounts[a.name])
+                                                              & (p.created_at >= 0)].sum()),
+                                              int(((p.author == sim.world.accounts[a.name]) & (p.created_at >= 0)).sum()))
+                        for a in mixed}
+            listen = float(np.nanmedian([per_post[a.name] for a in mixed if a.listen_rate > 0]))
+            steady = float(np.nanmedian([per_post[a.name] for a in mixed if a.listen_rate == 0]))
+            add("listening", "creators", {"listener_views_per_post": listen, "steady_views_per_post": steady,
+                                          "ratio": listen / steady if steady else np.nan})
         if self.exp.recording.topic_measures:
             self._topic_measures(sim, add)
         products = sim.world.products
