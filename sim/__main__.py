@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sim.config import ConfigError, load, overrides_of, parse_value, points, reference
-from sim.runner import Runner, RunnerError, plan, summary_lines
+from sim.runner import Interrupted, Runner, RunnerError, plan, summary_lines
 
 EXPERIMENTS = Path("experiments")
 
@@ -43,11 +43,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / (exp.name + ("-quick" if args.quick else ""))
     pts = points(exp)
     keys = plan(pts, _only(args.only))
+    if args.ray_address and args.executor != "ray":
+        raise RunnerError("--ray-address needs --executor ray")
     jobs = args.jobs or os.cpu_count() or 1
+    where = f"{jobs} jobs" if args.executor == "process" else f"Ray at {args.ray_address or 'auto'}"
     print(f"{exp.name}: {len(keys)} runs ({len(pts)} points x {len(exp.rankers)} rankers x "
           f"{exp.replicates} replicates), "
-          f"{exp.world.users:,} users, {exp.horizon_days:g} days, {jobs} jobs -> {out}", file=sys.stderr)
-    outcomes = Runner(exp, out, jobs=jobs, force=args.force, overrides=overrides).run(keys)
+          f"{exp.world.users:,} users, {exp.horizon_days:g} days, {where} -> {out}", file=sys.stderr)
+    runner = Runner(exp, out, jobs=jobs, force=args.force, overrides=overrides, executor=args.executor,
+                    ray_address=args.ray_address)
+    try:
+        outcomes = runner.run(keys)
+    except Interrupted as exc:
+        print(exc, file=sys.stderr)
+        return 130
     for line in summary_lines(out, exp):
         print(line)
     failed = [o for o in outcomes if o.error]
@@ -150,7 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key, e.g. world.users=50000 or rankers.content.explore_share=0.2")
-    p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="processes (default: all cores); with --executor ray the cluster's CPUs decide")
+    p.add_argument("--executor", choices=("process", "ray"), default="process",
+                   help="where runs go: local processes, or a Ray cluster (pip install 'feedsim[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                   help="Ray head node (default: RAY_ADDRESS, a cluster started here with `ray start`, "
+                        "else a local Ray); every node must see --out at the same path")
     p.add_argument("--replicates", type=int, default=None)
     p.add_argument("--only", default=None, help="e.g. ranker=content,replicate=0 (also point=N)")
     p.add_argument("--quick", action="store_true",
