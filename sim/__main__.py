@@ -142,11 +142,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from sim import bench
 
-    if args.scaling:
-        rows = bench.scaling(args.days, Path("results") / "bench")
+    if args.jobs_scaling:
+        rows = bench.jobs_scaling(args.runs, args.users or 20_000, args.days or 0.25)
+        print(bench.jobs_table(rows))
     else:
-        rows = [bench.bench(args.users, args.days)]
-    print(bench.table(rows))
+        if args.scaling:
+            rows = bench.scaling(args.days or 1.0, Path("results") / "bench")
+        else:
+            rows = [bench.bench(args.users or 200_000, args.days or 1.0)]
+        print(bench.table(rows))
     if args.json:
         print(json.dumps(rows[-1]))
     return 0
@@ -186,10 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("schema", help="print every configuration field (or --results: every result column)")
     p.add_argument("--results", action="store_true")
     p.set_defaults(func=cmd_schema)
-    p = sub.add_parser("bench", help="engine impressions/s against a floor kernel, in one process")
-    p.add_argument("--users", type=int, default=200_000)
-    p.add_argument("--days", type=float, default=1.0)
+    p = sub.add_parser("bench", help="engine impressions/s against a floor kernel, in one process; "
+                       "or --jobs-scaling: a batch of runs on 1 and on all cores")
+    p.add_argument("--users", type=int, default=None, help="default 200,000 (--jobs-scaling: 20,000)")
+    p.add_argument("--days", type=float, default=None, help="default 1 (--jobs-scaling: 0.25)")
     p.add_argument("--scaling", action="store_true", help="50k to 1M users; writes results/bench/")
+    p.add_argument("--jobs-scaling", action="store_true",
+                   help="one batch of --runs identical runs with --jobs 1, then all cores: runs/s, speedup")
+    p.add_argument("--runs", type=int, default=4, help="runs in the --jobs-scaling batch")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
