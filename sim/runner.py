@@ -189,7 +189,8 @@ def processes(workers: int) -> Executor:
                 for fut in done:
                     exc = fut.exception()
                     yield fut.result() if exc is None else RunOutcome(
-                        run_ids[fut], error=f"its worker process died (killed, or out of memory?): {exc!r}")
+                        run_ids[fut], error=f"not finished: a worker process died (killed, or out of memory?) and "
+                                            f"the pool stopped; run the same command again to resume ({exc!r})")
         except BaseException:
             # Interrupted: stop the runs in flight now rather than wait for them (Python 3.14 has
             # ProcessPoolExecutor.terminate_workers for this).
