@@ -145,11 +145,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.jobs_scaling:
         rows = bench.jobs_scaling(args.runs, args.users or 20_000, args.days or 0.25)
         print(bench.jobs_table(rows))
+    elif args.scaling:
+        rows = bench.scaling(args.days or 1.0, Path("results") / "bench")
+        print(bench.table(rows))
     else:
-        if args.scaling:
-            rows = bench.scaling(args.days or 1.0, Path("results") / "bench")
-        else:
-            rows = [bench.bench(args.users or 200_000, args.days or 1.0)]
+        rows = [bench.bench(args.users or 200_000, args.days or 1.0)]
         print(bench.table(rows))
     if args.json:
         print(json.dumps(rows[-1]))
