@@ -234,6 +234,8 @@ def ray_cluster(address: str | None) -> Executor:
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
+            if pending:  # the cancelled runs' workers are gone before the driver clears their folders
+                ray.wait(pending, num_returns=len(pending), timeout=30)
             if connected_here:
                 ray.shutdown()
 

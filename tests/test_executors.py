@@ -178,11 +178,14 @@ name = "follower"
 """
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_ctrl_c_stops_the_batch_and_the_same_command_resumes(jobs: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", ["serial", "process", "ray"])
+def test_ctrl_c_stops_the_batch_and_the_same_command_resumes(executor: str, tmp_path: Path,
+                                                             request: pytest.FixtureRequest) -> None:
     """SIGINT to the driver alone (its workers never see it) while runs are in flight."""
     (tmp_path / "slow.toml").write_text(SLOW_TOML)
-    command = [sys.executable, "-m", "sim", "run", "slow.toml", "--out", "out", "--jobs", str(jobs)]
+    command = [sys.executable, "-m", "sim", "run", "slow.toml", "--out", "out"]
+    command += {"serial": ["--jobs", "1"], "process": ["--jobs", "2"]}.get(executor) or \
+        ["--executor", "ray", "--ray-address", request.getfixturevalue("ray_address")]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     driver = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
