@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sim.config import ConfigError, load, overrides_of, parse_value, points, reference
-from sim.runner import Runner, RunnerError, plan, summary_lines
+from sim.runner import Interrupted, Runner, RunnerError, plan, summary_lines
 
 EXPERIMENTS = Path("experiments")
 
@@ -43,11 +43,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / (exp.name + ("-quick" if args.quick else ""))
     pts = points(exp)
     keys = plan(pts, _only(args.only))
+    if args.ray_address and args.executor != "ray":
+        raise RunnerError("--ray-address needs --executor ray")
     jobs = args.jobs or os.cpu_count() or 1
+    where = f"{jobs} jobs" if args.executor == "process" else f"Ray at {args.ray_address or 'auto'}"
     print(f"{exp.name}: {len(keys)} runs ({len(pts)} points x {len(exp.rankers)} rankers x "
           f"{exp.replicates} replicates), "
-          f"{exp.world.users:,} users, {exp.horizon_days:g} days, {jobs} jobs -> {out}", file=sys.stderr)
-    outcomes = Runner(exp, out, jobs=jobs, force=args.force, overrides=overrides).run(keys)
+          f"{exp.world.users:,} users, {exp.horizon_days:g} days, {where} -> {out}", file=sys.stderr)
+    runner = Runner(exp, out, jobs=jobs, force=args.force, overrides=overrides, executor=args.executor,
+                    ray_address=args.ray_address)
+    try:
+        outcomes = runner.run(keys)
+    except Interrupted as exc:
+        print(exc, file=sys.stderr)
+        return 130
     for line in summary_lines(out, exp):
         print(line)
     failed = [o for o in outcomes if o.error]
@@ -137,11 +146,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from sim import bench
 
-    if args.scaling:
-        rows = bench.scaling(args.days, Path("results") / "bench")
+    if args.jobs_scaling:
+        rows = bench.jobs_scaling(args.runs, args.users or 20_000, args.days or 0.25)
+        print(bench.jobs_table(rows))
+    elif args.scaling:
+        rows = bench.scaling(args.days or 1.0, Path("results") / "bench")
+        print(bench.table(rows))
     else:
-        rows = [bench.bench(args.users, args.days)]
-    print(bench.table(rows))
+        rows = [bench.bench(args.users or 200_000, args.days or 1.0)]
+        print(bench.table(rows))
     if args.json:
         print(json.dumps(rows[-1]))
     return 0
@@ -154,7 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key, e.g. world.users=50000 or rankers.content.explore_share=0.2")
-    p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="processes (default: all cores); with --executor ray the cluster's CPUs decide")
+    p.add_argument("--executor", choices=("process", "ray"), default="process",
+                   help="where runs go: local processes, or a Ray cluster (pip install 'feedsim[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                   help="Ray head node (default: RAY_ADDRESS, a cluster started here with `ray start`, "
+                        "else a local Ray); every node must see --out at the same path")
     p.add_argument("--replicates", type=int, default=None)
     p.add_argument("--only", default=None, help="e.g. ranker=content,replicate=0 (also point=N)")
     p.add_argument("--quick", action="store_true",
@@ -175,10 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("schema", help="print every configuration field (or --results: every result column)")
     p.add_argument("--results", action="store_true")
     p.set_defaults(func=cmd_schema)
-    p = sub.add_parser("bench", help="engine impressions/s against a floor kernel, in one process")
-    p.add_argument("--users", type=int, default=200_000)
-    p.add_argument("--days", type=float, default=1.0)
+    p = sub.add_parser("bench", help="engine impressions/s against a floor kernel, in one process; "
+                       "or --jobs-scaling: a batch of runs on 1 and on all cores")
+    p.add_argument("--users", type=int, default=None, help="default 200,000 (--jobs-scaling: 20,000)")
+    p.add_argument("--days", type=float, default=None, help="default 1 (--jobs-scaling: 0.25)")
     p.add_argument("--scaling", action="store_true", help="50k to 1M users; writes results/bench/")
+    p.add_argument("--jobs-scaling", action="store_true",
+                   help="one batch of --runs identical runs with --jobs 1, then all cores: runs/s, speedup")
+    p.add_argument("--runs", type=int, default=4, help="runs in the --jobs-scaling batch")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)

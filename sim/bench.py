@@ -12,7 +12,9 @@ the same run.
 from __future__ import annotations
 
 import json
+import os
 import resource
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -135,3 +137,41 @@ def scaling(days: float, out: Path) -> list[dict[str, Any]]:
     bench_scaling(rows, out / "scaling")
     return rows
 
+
+
+def jobs_experiment(runs: int, users: int, days: float, seed: int = 7) -> Experiment:
+    """``runs`` copies of the content ranker under distinct labels, one replicate: the runs share the
+    world and arrivals, so every run does the same work."""
+    rankers = [{"name": "content", "label": f"content-{i}"} for i in range(runs)]
+    return parse({"seed": seed, "replicates": 1, "horizon_days": days, "warmup_hours": 6.0,
+                  "world": {"users": users}, "rankers": rankers}, "bench")
+
+
+def jobs_scaling(runs: int, users: int, days: float) -> list[dict[str, Any]]:
+    """The same batch through the runner with ``--jobs 1`` and with every core this process may use;
+    wall clock of the whole batch (runs, combined tables, summary) into a temporary folder."""
+    from sim.config import points
+    from sim.runner import Runner, plan
+
+    exp = jobs_experiment(runs, users, days)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    rows: list[dict[str, Any]] = []
+    for jobs in sorted({1, cores}):
+        with tempfile.TemporaryDirectory() as out:
+            started = time.perf_counter()
+            outcomes = Runner(exp, Path(out), jobs=jobs, progress=lambda line: None).run(plan(points(exp)))
+            wall = time.perf_counter() - started
+        impressions = sum(o.impressions for o in outcomes)
+        rows.append({"jobs": jobs, "runs": runs, "users": users, "days": days, "wall_s": round(wall, 2),
+                     "runs_per_s": round(runs / wall, 4), "impressions_per_s": round(impressions / wall),
+                     "speedup": round(rows[0]["wall_s"] / wall, 2) if rows else 1.0})
+    return rows
+
+
+def jobs_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'jobs':>5}{'runs':>6}{'users':>10}{'days':>6}{'wall s':>9}{'runs/s':>9}{'impressions/s':>15}"
+             f"{'speedup':>9}"]
+    for r in rows:
+        lines.append(f"{r['jobs']:>5}{r['runs']:>6}{r['users']:>10,}{r['days']:>6g}{r['wall_s']:>9.1f}"
+                     f"{r['runs_per_s']:>9.3f}{r['impressions_per_s']:>15,}{r['speedup']:>8.2f}x")
+    return "\n".join(lines)

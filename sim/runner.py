@@ -15,21 +15,29 @@ Layout of ``results/<experiment>/``::
 Re-running the same command skips finished runs.  A results folder made from a
 different configuration is refused (unless ``force``), so results from two
 configurations never mix.
+
+Executors (``serial``, ``processes``, ``ray_cluster``) all call the same per-run
+function, :func:`_execute_safely`, so the tables are byte-identical whichever runs
+them; they differ only in where the runs go.  Each run writes its own folder; the
+driver alone writes the manifest and the combined tables.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +46,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from sim import metrics
 from sim.config import Experiment, Point, RankerSpec, points, to_dict
@@ -71,6 +80,10 @@ class RunOutcome:
 
 class RunnerError(RuntimeError):
     """A problem with the results folder or the requested runs."""
+
+
+class Interrupted(RunnerError):
+    """Ctrl-C stopped the batch; finished runs are kept and the same command resumes it."""
 
 
 def config_hash(exp: Experiment) -> str:
@@ -143,6 +156,95 @@ def _execute_safely(point: Point, key: RunKey, run_dir: Path, run_id: str) -> Ru
         return RunOutcome(run_id, error=f"{where}\n{traceback.format_exc()}")
 
 
+Job = tuple[Point, RunKey, Path, str]
+"""The arguments of :func:`_execute_safely` for one run."""
+
+Outcomes = Generator[RunOutcome, None, None]
+"""Outcomes as runs finish; closing the generator stops the runs in flight."""
+
+Executor = Callable[[list[Job]], Outcomes]
+"""Runs jobs wherever it runs them: :func:`serial`, :func:`processes` or :func:`ray_cluster`."""
+
+
+def serial(jobs: list[Job]) -> Outcomes:
+    """One run after another, in this process."""
+    for job in jobs:
+        yield _execute_safely(*job)
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; the driver alone decides what happens to the runs.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def processes(workers: int) -> Executor:
+    """Runs spread over ``workers`` local processes, a fresh process per run: memory a run
+    leaves fragmented is returned to the system, so a batch peaks at one run per worker."""
+
+    def run(jobs: list[Job]) -> Outcomes:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), max_tasks_per_child=1,
+                                   initializer=_ignore_sigint)
+        try:
+            run_ids: dict[Future[RunOutcome], str] = {pool.submit(_execute_safely, *job): job[3] for job in jobs}
+            pending = set(run_ids)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    exc = fut.exception()
+                    yield fut.result() if exc is None else RunOutcome(
+                        run_ids[fut], error=f"not finished: a worker process died (killed, or out of memory?) and "
+                                            f"the pool stopped; run the same command again to resume ({exc!r})")
+        except BaseException:
+            # Interrupted: stop the runs in flight now rather than wait for them (Python 3.14 has
+            # ProcessPoolExecutor.terminate_workers for this).
+            for process in list(pool._processes.values()):
+                process.terminate()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    return run
+
+
+def ray_cluster(address: str | None) -> Executor:
+    """Runs spread over a Ray cluster, one CPU and a fresh worker process per run.
+
+    ``address``: ``host:port`` of the head node; ``None`` connects to ``RAY_ADDRESS`` or a cluster
+    started on this machine with ``ray start``, else starts a local Ray.  Every node must see the
+    results folder at the same path (one machine, or a shared filesystem) and have feedsim installed.
+    """
+
+    def run(jobs: list[Job]) -> Outcomes:
+        if not jobs:
+            return
+        try:
+            import ray
+        except ImportError:
+            raise RunnerError("--executor ray needs Ray: pip install 'feedsim[ray]'") from None
+        connected_here = not ray.is_initialized()
+        if connected_here:
+            ray.init(address=address, logging_level=logging.WARNING)
+        remote = ray.remote(num_cpus=1, max_calls=1)(_execute_safely)
+        run_ids = {remote.remote(*job): job[3] for job in jobs}
+        pending = list(run_ids)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                try:
+                    yield ray.get(done[0])
+                except ray.exceptions.RayError as exc:  # the worker died; the run's own errors are caught in it
+                    yield RunOutcome(run_ids[done[0]], error=f"Ray lost the run: {exc}")
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            if pending:  # the cancelled runs' workers are gone before the driver clears their folders
+                ray.wait(pending, num_returns=len(pending), timeout=30)
+            if connected_here:
+                ray.shutdown()
+
+    return run
+
+
 def write_parquet(table: pa.Table, path: Path) -> None:
     """Deterministic Parquet: same table, same bytes."""
     pq.write_table(table, path, compression="zstd", write_statistics=True, store_schema=True)
@@ -173,17 +275,32 @@ def _versions() -> dict[str, str]:
 
 
 class Runner:
-    """Runs an experiment's runs into ``out`` with ``jobs`` processes."""
+    """Runs an experiment's runs into ``out``: ``executor`` ``"process"`` with ``jobs`` local
+    processes, or ``"ray"`` on the cluster at ``ray_address``.
+
+    Progress: a bar on a terminal; otherwise, or when ``progress`` is given, one line per run.
+    """
 
     def __init__(self, exp: Experiment, out: Path, jobs: int = 1, force: bool = False,
-                 overrides: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None):
+                 overrides: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None,
+                 executor: str = "process", ray_address: str | None = None):
         self.exp = exp
         self.points = points(exp)
         self.out = Path(out)
         self.jobs = max(1, jobs)
         self.force = force
         self.overrides = overrides or {}
-        self.progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.show_bar = progress is None and sys.stderr.isatty()
+        self.progress = progress or (lambda line: tqdm.write(line, file=sys.stderr))
+        if executor not in ("process", "ray"):
+            raise RunnerError(f"unknown executor {executor!r} (known: process, ray)")
+        self.executor = executor
+        self.ray_address = ray_address
+
+    def _executor(self, n_runs: int) -> Executor:
+        if self.executor == "ray":
+            return ray_cluster(self.ray_address)
+        return serial if self.jobs == 1 or n_runs <= 1 else processes(self.jobs)
 
     def _prepare(self) -> dict[str, Any]:
         manifest_path = self.out / "manifest.json"
@@ -219,6 +336,7 @@ class Runner:
         started = time.time()
         outcomes: list[RunOutcome] = []
         done_impressions, done_wall = 0, 0.0
+        bar = tqdm(total=len(todo), unit="run", file=sys.stderr, disable=not self.show_bar or not todo)
 
         def finished(outcome: RunOutcome) -> None:
             nonlocal done_impressions, done_wall
@@ -231,32 +349,35 @@ class Runner:
                 self._write_manifest(manifest)
             n = len(outcomes)
             elapsed = time.time() - started
-            eta = elapsed / n * (len(todo) - n)
-            rate = done_impressions / done_wall if done_wall else 0.0
-            status = "FAILED" if outcome.error else f"{outcome.impressions:,} impressions"
-            self.progress(f"[{n}/{len(todo)}] {outcome.run_id}: {status}; {rate:,.0f} impressions/s per "
-                          f"process; elapsed {elapsed:,.0f} s, ETA {eta:,.0f} s")
+            if self.show_bar:  # all processes together: what the batch as a whole achieves
+                bar.set_postfix_str(f"{done_impressions / elapsed:,.0f} impressions/s", refresh=False)
+                bar.update()
+            else:
+                eta = elapsed / n * (len(todo) - n)
+                rate = done_impressions / done_wall if done_wall else 0.0
+                status = "FAILED" if outcome.error else f"{outcome.impressions:,} impressions"
+                self.progress(f"[{n}/{len(todo)}] {outcome.run_id}: {status}; {rate:,.0f} impressions/s per "
+                              f"process; elapsed {elapsed:,.0f} s, ETA {eta:,.0f} s")
             if outcome.error:
                 self.progress(f"run {outcome.run_id} failed:\n{outcome.error}")
 
-        if self.jobs == 1 or len(todo) <= 1:
+        try:
+            with bar, contextlib.closing(self._executor(len(todo))([self._job(k) for k in todo])) as stream:
+                for outcome in stream:
+                    finished(outcome)
+        except KeyboardInterrupt:
             for key in todo:
-                finished(_execute_safely(*self._job(key)))
-        else:
-            # A fresh process per run: memory a run leaves fragmented is returned to the system,
-            # so a long batch peaks at one run's memory per worker.
-            with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), max_tasks_per_child=1) as pool:
-                pending: set[Future[RunOutcome]] = {pool.submit(_execute_safely, *self._job(k)) for k in todo}
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        finished(fut.result())
+                shutil.rmtree(self.out / "runs" / f"{key.run_id(self.points)}.tmp", ignore_errors=True)
+            n_finished = skipped + sum(o.error is None for o in outcomes)
+            raise Interrupted(f"interrupted: {n_finished} of {len(keys)} runs finished in "
+                              f"{self.out}; run the same command again to resume (finished runs are "
+                              f"skipped)") from None
         wall = time.time() - started
         self.combine()
         total_imp = sum(v["impressions"] for v in manifest["runs"].values())
         total_wall = sum(v["wall_s"] for v in manifest["runs"].values())
         manifest.update({
-            "jobs": self.jobs, "wall_s": round(wall, 3),
+            "jobs": self.jobs, "executor": self.executor, "wall_s": round(wall, 3),
             "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "impressions_per_s": round(total_imp / total_wall, 1) if total_wall else None,
@@ -265,9 +386,10 @@ class Runner:
         self._write_manifest(manifest)
         return outcomes
 
-    def _job(self, key: RunKey) -> tuple[Point, RunKey, Path, str]:
+    def _job(self, key: RunKey) -> Job:
         run_id = key.run_id(self.points)
-        return self.points[key.point], key, self.out / "runs" / run_id, run_id
+        # Absolute: a Ray worker on another node does not share the driver's working directory.
+        return self.points[key.point], key, self.out.resolve() / "runs" / run_id, run_id
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         _atomic_write_bytes(self.out / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())

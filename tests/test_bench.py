@@ -26,3 +26,12 @@ def test_scaling_plot_is_written(tmp_path) -> None:
     title = bench_scaling(rows, tmp_path / "scaling")
     assert (tmp_path / "scaling.png").stat().st_size > 0 and (tmp_path / "scaling.svg").stat().st_size > 0
     assert "100,000 users" in title
+
+
+def test_jobs_scaling_batch_and_table() -> None:
+    exp = bench.jobs_experiment(3, 2000, 0.02)
+    assert [s.label for s in exp.rankers] == ["content-0", "content-1", "content-2"]
+    assert len({s.name for s in exp.rankers}) == 1
+    text = bench.jobs_table([{"jobs": 2, "runs": 4, "users": 20_000, "days": 0.25, "wall_s": 16.0,
+                              "runs_per_s": 0.25, "impressions_per_s": 250_000, "speedup": 1.9}])
+    assert "20,000" in text and "250,000" in text and "1.90x" in text

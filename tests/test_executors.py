@@ -1,0 +1,210 @@
+"""Executors: serial, a process pool and a multi-node Ray cluster give byte-identical results;
+a failing run is reported and the others finish; Ctrl-C stops a batch that the same command resumes."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from sim.__main__ import main
+from sim.config import load, points
+from sim.runner import TABLES, Runner, RunnerError, plan
+
+TINY_TOML = """\
+seed = 9
+replicates = 2
+horizon_days = 0.05
+warmup_hours = 0.5
+
+[world]
+users = 400
+posting_rate_mean = 0.5
+
+[[world.accounts]]
+name = "shop"
+followers = 10
+topic = "#crafttok"
+
+[[events]]
+name = "launch"
+account = "shop"
+at_hours = 0.2
+
+[recording]
+impression_sample_rate = 0.2
+
+[[rankers]]
+name = "follower"
+
+[[rankers]]
+name = "content"
+"""
+
+BOOM_MODULE = '''\
+from sim.rankers.base import Ranker
+
+
+class Boom(Ranker):
+    name = "boom"
+
+    def rank(self, users, now, k):
+        raise ValueError("boom: this ranker always fails")
+'''
+
+BOOM_RANKER = '\n[[rankers]]\nname = "boom_ranker:Boom"\nlabel = "boom"\n'
+
+
+def parquet_files(out: Path) -> list[Path]:
+    """Every Parquet file of a results folder, relative to it: combined tables, runs/ and impressions/."""
+    return sorted(p.relative_to(out) for p in out.rglob("*.parquet"))
+
+
+def assert_identical(a: Path, b: Path) -> None:
+    files = parquet_files(a)
+    assert {f"{name}.parquet" for name in (*TABLES, "summary")} <= {str(f) for f in files}
+    assert any(f.parts[0] == "runs" for f in files) and any(f.parts[0] == "impressions" for f in files)
+    assert files == parquet_files(b)
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("exp") / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path
+
+
+@pytest.fixture(scope="module")
+def serial_out(tiny_file: Path) -> Path:
+    out = tiny_file.parent / "serial"
+    assert main(["run", str(tiny_file), "--out", str(out), "--jobs", "1"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def ray_address():  # type: ignore[no-untyped-def]
+    """A local two-node Ray cluster (head and worker, one CPU each); yields its address."""
+    ray = pytest.importorskip("ray", reason="--executor ray needs Ray: pip install 'feedsim[ray]'")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    assert [node["Resources"]["CPU"] for node in ray.nodes() if node["Alive"]] == [1.0, 1.0]
+    ray.shutdown()
+    yield cluster.address
+    cluster.shutdown()
+
+
+def test_process_pool_matches_one_process(tiny_file: Path, serial_out: Path) -> None:
+    out = tiny_file.parent / "pool"
+    assert main(["run", str(tiny_file), "--out", str(out), "--jobs", "2"]) == 0
+    assert_identical(serial_out, out)
+
+
+def test_ray_cluster_matches_one_process(tiny_file: Path, serial_out: Path, ray_address: str) -> None:
+    import ray
+
+    out = tiny_file.parent / "ray"
+    assert main(["run", str(tiny_file), "--out", str(out), "--executor", "ray", "--ray-address", ray_address]) == 0
+    assert_identical(serial_out, out)
+    assert not ray.is_initialized()  # the runner disconnects what it connected
+
+
+@pytest.mark.parametrize("executor", ["process", "ray"])
+def test_failing_run_is_reported_and_the_others_finish(
+        executor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        request: pytest.FixtureRequest) -> None:
+    (tmp_path / "boom_ranker.py").write_text(BOOM_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # Ray puts the driver's working directory on its workers' path
+    (tmp_path / "boom.toml").write_text(TINY_TOML.replace("replicates = 2", "replicates = 1") + BOOM_RANKER)
+    args = ["run", "boom.toml", "--out", "out"]
+    args += ["--executor", "ray", "--ray-address", request.getfixturevalue("ray_address")] if executor == "ray" \
+        else ["--jobs", "2"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "run boom-r0 failed" in err and "ranker boom (boom_ranker:Boom), replicate 0" in err
+    assert "Traceback" in err and "ValueError: boom: this ranker always fails" in err
+    assert "1 run(s) failed: boom-r0" in err
+    assert sorted(p.name for p in (tmp_path / "out" / "runs").iterdir()) == ["content-r0", "follower-r0"]
+
+
+def test_missing_ray_is_a_clear_error(tiny_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    exp = load(tiny_file)
+    with pytest.raises(RunnerError, match=r"--executor ray needs Ray: pip install 'feedsim\[ray\]'"):
+        Runner(exp, tmp_path, executor="ray", progress=lambda line: None).run(plan(points(exp)))
+
+
+def test_progress_bar_on_a_terminal(tiny_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    exp = load(tiny_file)
+    Runner(exp, tmp_path, jobs=1).run(plan(points(exp)))
+    shown = sys.stderr.getvalue()  # type: ignore[attr-defined]
+    assert "4/4 [" in shown and "run/s" in shown and "impressions/s" in shown  # done/total, elapsed<ETA
+    assert "[1/4]" not in shown  # the bar replaces the per-run lines
+
+
+SLOW_TOML = """\
+seed = 5
+replicates = 2
+horizon_days = 0.15
+warmup_hours = 0.5
+
+[world]
+users = 2000
+posting_rate_mean = 0.5
+
+[[rankers]]
+name = "content"
+
+[[rankers]]
+name = "follower"
+"""
+
+
+@pytest.mark.parametrize("executor", ["serial", "process", "ray"])
+def test_ctrl_c_stops_the_batch_and_the_same_command_resumes(executor: str, tmp_path: Path,
+                                                             request: pytest.FixtureRequest) -> None:
+    """SIGINT to the driver alone (its workers never see it) while runs are in flight."""
+    (tmp_path / "slow.toml").write_text(SLOW_TOML)
+    command = [sys.executable, "-m", "sim", "run", "slow.toml", "--out", "out"]
+    command += {"serial": ["--jobs", "1"], "process": ["--jobs", "2"]}.get(executor) or \
+        ["--executor", "ray", "--ray-address", request.getfixturevalue("ray_address")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    driver = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    runs = tmp_path / "out" / "runs"
+    deadline = time.monotonic() + 60
+    while not (runs.exists() and any(not p.name.endswith(".tmp") for p in runs.iterdir())):
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=30)
+    assert driver.returncode == 130, err
+    assert "interrupted:" in err and "run the same command again to resume" in err
+    finished = {p.name: {f.name: f.read_bytes() for f in p.iterdir()} for p in runs.iterdir()}
+    assert 1 <= len(finished) < 4 and not any(name.endswith(".tmp") for name in finished)
+    assert all(len(files) == len(TABLES) + 2 for files in finished.values())  # + impressions, run.json
+
+    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming: {len(finished)} of 4 runs already finished" in resumed.stderr
+    for name, files in finished.items():
+        assert {f.name: f.read_bytes() for f in (runs / name).iterdir()} == files
+    assert len(pq.read_table(tmp_path / "out" / "runs.parquet")) == 4
