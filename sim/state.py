@@ -12,6 +12,7 @@ engine is the only writer.  Besides the world's arrays it holds
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -22,14 +23,38 @@ _M2 = np.uint64(0xBF58476D1CE4E5B9)
 _M3 = np.uint64(0x94D049BB133111EB)
 
 
-def _mix(users: np.ndarray, posts: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of (user, post) pairs (splitmix64 finaliser)."""
-    with np.errstate(over="ignore"):
-        x = posts.astype(np.uint64) * _M1 ^ users.astype(np.uint64) * _M2
-        x ^= x >> np.uint64(31)
-        x *= _M3
-        x ^= x >> np.uint64(29)
-    return x
+@numba.njit(cache=True, inline="always")
+def bloom_probe(user: int, post: int, offset: np.ndarray, words: np.ndarray) -> tuple[int, np.uint64]:
+    """Word index into ``SeenFilter.bits`` and two-bit mask of one (user, post) pair.
+
+    The hash is the splitmix64 finaliser of (post x M1) xor (user x M2); the word lies in the
+    user's own block, the two bits come from the hash's high bits.  Compiled, so rankers' own
+    kernels can probe the filter per candidate.
+    """
+    x = np.uint64(post) * _M1 ^ np.uint64(user) * _M2
+    x ^= x >> np.uint64(31)
+    x *= _M3
+    x ^= x >> np.uint64(29)
+    word = offset[user] + np.int64(x % words[user])
+    one = np.uint64(1)
+    mask = (one << ((x >> np.uint64(40)) & np.uint64(63))) | (one << ((x >> np.uint64(52)) & np.uint64(63)))
+    return word, mask
+
+
+@numba.njit(cache=True)
+def _bloom_contains(bits: np.ndarray, offset: np.ndarray, words: np.ndarray, users: np.ndarray,
+                    posts: np.ndarray, out: np.ndarray) -> None:
+    for i in range(len(posts)):
+        word, mask = bloom_probe(users[i], posts[i], offset, words)
+        out[i] = (bits[word] & mask) == mask
+
+
+@numba.njit(cache=True)
+def _bloom_add(bits: np.ndarray, offset: np.ndarray, words: np.ndarray, users: np.ndarray,
+               posts: np.ndarray) -> None:
+    for i in range(len(posts)):
+        word, mask = bloom_probe(users[i], posts[i], offset, words)
+        bits[word] |= mask
 
 
 class SeenFilter:
@@ -48,23 +73,19 @@ class SeenFilter:
         self.words_per_user = words.astype(np.uint64)
         self.bits = np.zeros(int(words.sum()), dtype=np.uint64)
 
-    def _where(self, users: np.ndarray, posts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h = _mix(users, posts)
-        word = self.offset[users] + (h % self.words_per_user[users]).astype(np.int64)
-        one = np.uint64(1)
-        mask = (one << ((h >> np.uint64(40)) & np.uint64(63))) | (one << ((h >> np.uint64(52)) & np.uint64(63)))
-        return word, mask
-
     def contains(self, users: np.ndarray, posts: np.ndarray) -> np.ndarray:
         """Whether each (user, post) pair may have been seen; same shape as ``posts``."""
         shape = posts.shape
-        word, mask = self._where(np.broadcast_to(users, shape).ravel(), posts.ravel())
-        return ((self.bits[word] & mask) == mask).reshape(shape)
+        flat_users = np.ascontiguousarray(np.broadcast_to(users, shape).ravel(), dtype=np.int64)
+        out = np.empty(posts.size, dtype=bool)
+        _bloom_contains(self.bits, self.offset, self.words_per_user, flat_users,
+                        np.ascontiguousarray(posts.ravel(), dtype=np.int64), out)
+        return out.reshape(shape)
 
     def add(self, users: np.ndarray, posts: np.ndarray) -> None:
         """Mark (user, post) pairs, shape ``(m,)`` each, as seen."""
-        word, mask = self._where(users, posts)
-        np.bitwise_or.at(self.bits, word, mask)
+        _bloom_add(self.bits, self.offset, self.words_per_user, np.ascontiguousarray(users, dtype=np.int64),
+                   np.ascontiguousarray(posts, dtype=np.int64))
 
 
 class Rings:
