@@ -16,6 +16,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from sim.graph import row_contains
 from sim.world import Posts, World
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
@@ -95,7 +96,7 @@ class Rings:
     """
 
     def __init__(self, n_owners: int, size: int):
-        self.items = np.full((n_owners, size), -1, dtype=np.int64)
+        self.items = np.full((n_owners, size), -1, dtype=np.int32)  # post ids fit int32: half the memory
         self.head = np.zeros(n_owners, dtype=np.int64)
 
     def push(self, owners: np.ndarray, ids: np.ndarray) -> None:
@@ -156,33 +157,23 @@ class PlatformState:
         self._pending_src: list[np.ndarray] = []
         self._pending_dst: list[np.ndarray] = []
         self._pending_keys: set[int] = set()  # few per tick: a set beats re-sorting arrays
-        self._edge_keys = self._keys_of(self.follows)
-
-    @staticmethod
-    def _keys_of(follows: sp.csr_matrix) -> np.ndarray:
-        rows = np.repeat(np.arange(follows.shape[0], dtype=np.int64), np.diff(follows.indptr))
-        return rows * follows.shape[0] + follows.indices.astype(np.int64)
-
-    def draw_topics(self, users: np.ndarray, per_user: int, rng: np.random.Generator) -> np.ndarray:
-        """``per_user`` topics for each of ``users``, drawn from their interests: shape ``(n, per_user)``."""
-        draws = rng.random((len(users), per_user), dtype=np.float32)
-        topic = (draws[:, :, None] > self.interest_cum[users][:, None, :]).sum(axis=2)
-        return topic.clip(0, self.n_topics - 1)
 
     def is_following(self, followers: np.ndarray, followees: np.ndarray) -> np.ndarray:
         """Whether each follower follows each followee (merged graph plus pending follows)."""
-        keys = followers.astype(np.int64) * self.n_users + followees
-        idx = np.searchsorted(self._edge_keys, keys).clip(0, max(len(self._edge_keys) - 1, 0))
-        found = (self._edge_keys[idx] == keys) if len(self._edge_keys) else np.zeros(len(keys), bool)
+        found = np.empty(len(followers), dtype=bool)
+        # The merged graph's rows are sorted: a binary search per pair, no per-edge key array.
+        row_contains(self.follows.indptr, self.follows.indices, np.asarray(followers, dtype=np.int64),
+                     np.asarray(followees, dtype=np.int64), found)
         if self._pending_keys:
             pending = self._pending_keys
+            keys = followers.astype(np.int64) * self.n_users + followees
             found |= np.fromiter((int(key) in pending for key in keys), dtype=bool, count=len(keys))
         return found
 
     def followers_of(self, account: int) -> np.ndarray:
         """Sorted ids of every follower of ``account`` (merged graph plus pending follows)."""
-        keys = self._edge_keys
-        merged = keys[keys % self.n_users == account] // self.n_users
+        edges = np.flatnonzero(self.follows.indices == account)
+        merged = np.searchsorted(self.follows.indptr, edges, side="right") - 1
         pending = [src[dst == account] for src, dst in zip(self._pending_src, self._pending_dst, strict=True)]
         return np.sort(np.concatenate([merged, *pending]))
 
@@ -203,6 +194,5 @@ class PlatformState:
         merged.data[:] = 1
         merged.sort_indices()
         self.follows = merged
-        self._edge_keys = self._keys_of(merged)
         self._pending_src, self._pending_dst = [], []
         self._pending_keys = set()
