@@ -16,7 +16,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from sim.graph import row_contains
+from sim.graph import release_free_heap, row_contains
 from sim.world import Posts, World
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
@@ -143,8 +143,13 @@ class PlatformState:
         self.world = world
         self.posts = posts
         self.affinity = world.users.affinity
-        cum = np.cumsum(world.users.interest, axis=1, dtype=np.float64)
-        self.interest_cum = (cum / cum[:, -1:]).astype(np.float32)
+        self.interest_cum = np.empty_like(world.users.interest, dtype=np.float32)
+        step = 1 << 16  # in slices: float64 temporaries of all users' rows would dwarf the result
+        for start in range(0, n, step):
+            cum = np.cumsum(world.users.interest[start : start + step], axis=1, dtype=np.float64)
+            self.interest_cum[start : start + step] = cum / cum[:, -1:]
+        # Building the world freed hundreds of MB of mid-sized temporaries into the heap.
+        release_free_heap()
         self.follows: sp.csr_matrix = world.follows
         self.follower_counts = world.follower_counts
         self.n_users = n
@@ -194,5 +199,7 @@ class PlatformState:
         merged.data[:] = 1
         merged.sort_indices()
         self.follows = merged
+        # The world's copy is only read at the start; dropping it keeps one graph alive, not two.
+        self.world.follows = merged
         self._pending_src, self._pending_dst = [], []
         self._pending_keys = set()
