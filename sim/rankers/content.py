@@ -235,25 +235,15 @@ class ContentRanker(Ranker):
         st = self.state
         assert st is not None
         p = self.params
-        pool = feedback.channel >= POOL
-        post = feedback.post[pool]
-        # Only impressions served by the post's current stage count toward it.
-        current = self.stage[post] == (feedback.channel[pool] - POOL)
-        post = post[current]
-        fraction = feedback.watch_fraction[pool][current]
-        dwell = np.minimum(fraction * st.posts.length_s[post], p.dwell_cap_s) / p.dwell_cap_s
-        value = (p.w_completion * feedback.completed[pool][current]
-                 + p.w_watch * fraction + p.w_dwell * dwell
-                 + p.w_like * feedback.liked[pool][current]
-                 + p.w_comment * feedback.commented[pool][current]
-                 + p.w_share * feedback.shared[pool][current]
-                 + p.w_follow * feedback.followed[pool][current])
-        np.add.at(self.stage_n, post, 1)
-        np.add.at(self.stage_sum, post, value)
+        weights = np.array([p.w_completion, p.w_watch, p.w_dwell, p.w_like, p.w_comment, p.w_share, p.w_follow])
+        fb = feedback
+        _count_pool_views(fb.post, fb.channel, fb.watch_fraction, fb.completed, fb.liked, fb.commented, fb.shared,
+                          fb.followed, st.posts.cols["length_s"], p.dwell_cap_s, weights, self.stage, self.stage_n,
+                          self.stage_sum)
 
 
-# ---------------------------------------------------------------------- compiled candidate draws
-# One user at a time, candidates are drawn in the order the slate consumes them and the draw stops
+# ---------------------------------------------------------------------- compiled kernels
+# Candidate draws: one user at a time, candidates are drawn in the order the slate consumes them and the draw stops
 # as soon as the slate is full: the first k valid candidates of the sequence are the same in
 # distribution as drawing the whole sequence up front, at a fraction of the work.
 
@@ -345,3 +335,20 @@ def _retrieve_one(topic, draws, topic_items, topic_head, earned, rng):  # type: 
         if merit > best_merit:
             best, best_merit = post, merit
     return best
+
+
+@numba.njit(cache=True)
+def _count_pool_views(post, channel, fraction, completed, liked, commented, shared, followed, length_s,  # type: ignore[no-untyped-def]
+                      dwell_cap_s, weights, stage, stage_n, stage_sum):
+    """Add each pool impression to its post's current stage: one view and its engagement value
+    (``weights``: completion, watch fraction, dwell, like, comment, share, follow).  Impressions
+    served by an earlier stage of the post (before a promotion) do not count."""
+    for i in range(len(post)):
+        p = post[i]
+        if channel[i] < POOL or stage[p] != channel[i] - POOL:
+            continue
+        dwell = min(fraction[i] * length_s[p], dwell_cap_s) / dwell_cap_s
+        stage_n[p] += 1
+        stage_sum[p] += (weights[0] * completed[i] + weights[1] * fraction[i] + weights[2] * dwell
+                         + weights[3] * liked[i] + weights[4] * commented[i] + weights[5] * shared[i]
+                         + weights[6] * followed[i])
