@@ -150,13 +150,16 @@ def schema(table: str) -> pa.Schema:
 def make_table(table: str, columns: dict[str, Any]) -> pa.Table:
     """Build a table of ``SCHEMAS[table]`` from columns (arrays or scalars broadcast)."""
     sch = schema(table)
-    n = max((len(v) for v in columns.values() if isinstance(v, np.ndarray | list)), default=1)
+    n = max((len(v) for v in columns.values() if isinstance(v, np.ndarray | list | pa.Array)), default=1)
     arrays = []
     for f in sch:
         value = columns.get(f.name)
-        if not isinstance(value, np.ndarray | list):
-            value = [value] * n
-        arrays.append(pa.array(value, type=f.type, from_pandas=True))
+        if isinstance(value, pa.Array):
+            arrays.append(value.cast(f.type))
+        elif isinstance(value, np.ndarray | list):
+            arrays.append(pa.array(value, type=f.type, from_pandas=True))
+        else:  # one value for every row (the run keys): repeated by Arrow, not as a Python list
+            arrays.append(pa.repeat(pa.scalar(value, type=f.type, from_pandas=True), n))
     return pa.Table.from_arrays(arrays, schema=sch)
 
 
@@ -297,8 +300,10 @@ class Recorder:
                                               **{k: np.zeros(0, bool) for k in ("liked", "commented", "shared",
                                                                                 "followed", "purchased", "tracked")}})
         cols = {k: np.concatenate([part[k] for part in self._impressions]) for k in self._impressions[0]}
-        cols["channel"] = names[cols["channel"].astype(np.int64) & 255]
-        return make_table("impressions", {**self.keys, **cols})
+        codes = pa.array(cols.pop("channel").astype(np.int64) & 255)
+        # Channel names by code in Arrow: a full impression log has one row per impression.
+        channel = pa.array(names.tolist(), type=pa.string()).take(codes)
+        return make_table("impressions", {**self.keys, **cols, "channel": channel})
 
     def _focal_rows(self, sim: Simulation) -> list[dict[str, Any]]:
         posts = self.posts
