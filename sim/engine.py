@@ -404,9 +404,9 @@ class Simulation:
         seen = self.state.seen.contains(users[rows][:, None], np.maximum(page, 0))
         page[seen] = NO_ID
         n_page = self.exp.behavior.sound_page_posts
-        page = first_k_valid(page, np.full(page.shape, SOUND, np.int8), page >= 0, n_page)
-        cand = np.concatenate([page.post_ids, slate.post_ids[rows]], axis=1)
-        channel = np.concatenate([page.channel, slate.channel[rows]], axis=1)
+        opened = first_k_valid(page, np.full(page.shape, SOUND, np.int8), page >= 0, n_page)
+        cand = np.concatenate([opened.post_ids, slate.post_ids[rows]], axis=1)
+        channel = np.concatenate([opened.channel, slate.channel[rows]], axis=1)
         valid = (cand >= 0) & ~duplicate_in_row(cand)
         valid[:, n_page:] &= np.logical_and.accumulate(slate.post_ids[rows] >= 0, axis=1)
         merged = first_k_valid(cand, channel, valid, slate.post_ids.shape[1])

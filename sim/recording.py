@@ -175,10 +175,10 @@ def make_table(table: str, columns: dict[str, Any]) -> pa.Table:
         value = columns.get(f.name)
         if isinstance(value, pa.Array):
             arrays.append(value.cast(f.type))
-            continue
-        if not isinstance(value, np.ndarray | list):
-            value = [value] * n
-        arrays.append(pa.array(value, type=f.type, from_pandas=True))
+        elif isinstance(value, np.ndarray | list):
+            arrays.append(pa.array(value, type=f.type, from_pandas=True))
+        else:  # one value for every row (the run keys): repeated by Arrow, not as a Python list
+            arrays.append(pa.repeat(pa.scalar(value, type=f.type, from_pandas=True), n))
     return pa.Table.from_arrays(arrays, schema=sch)
 
 
@@ -386,8 +386,10 @@ class Recorder:
                                               **{k: np.zeros(0, bool) for k in ("liked", "commented", "shared",
                                                                                 "followed", "purchased", "tracked")}})
         cols = {k: np.concatenate([part[k] for part in self._impressions]) for k in self._impressions[0]}
-        cols["channel"] = names[cols["channel"].astype(np.int64) & 255]
-        return make_table("impressions", {**self.keys, **cols})
+        codes = pa.array(cols.pop("channel").astype(np.int64) & 255)
+        # Channel names by code in Arrow: a full impression log has one row per impression.
+        channel = pa.array(names.tolist(), type=pa.string()).take(codes)
+        return make_table("impressions", {**self.keys, **cols, "channel": channel})
 
     def _focal_rows(self, sim: Simulation) -> list[dict[str, Any]]:
         posts = self.posts
@@ -439,7 +441,8 @@ class Recorder:
             add("account", name, {
                 "followers_start": followers, "followers_end": end,
                 "follower_growth": end / followers if followers else np.nan,
-                "posts": int(mine.sum()), "views": views, "views_per_post": views / mine.sum() if mine.any() else np.nan,
+                "posts": int(mine.sum()), "views": views,
+                "views_per_post": views / mine.sum() if mine.any() else np.nan,
                 "views_per_follower": views / (followers - bought[name]) if followers > bought[name] else np.nan,
                 "core_view_share": metrics.share(float(p.views_core[mine].sum()), views),
                 "main_topic_share": metrics.share(int(topics.max()), int(mine.sum())),
@@ -469,10 +472,11 @@ class Recorder:
                                     "top_decile_via_others": float((via_others[top] > 0.5).mean())})
         mixed = [a for a in self.exp.world.accounts if a.topics]
         if any(a.listen_rate > 0 for a in mixed) and any(a.listen_rate == 0 for a in mixed):
-            per_post = {a.name: metrics.share(float(p.views[(p.author == sim.world.accounts[a.name])
-                                                              & (p.created_at >= 0)].sum()),
-                                              int(((p.author == sim.world.accounts[a.name]) & (p.created_at >= 0)).sum()))
-                        for a in mixed}
+            after = p.created_at >= 0
+            per_post = {}
+            for a in mixed:
+                own = after & (p.author == sim.world.accounts[a.name])
+                per_post[a.name] = metrics.share(float(p.views[own].sum()), int(own.sum()))
             listen = float(np.nanmedian([per_post[a.name] for a in mixed if a.listen_rate > 0]))
             steady = float(np.nanmedian([per_post[a.name] for a in mixed if a.listen_rate == 0]))
             add("listening", "creators", {"listener_views_per_post": listen, "steady_views_per_post": steady,
@@ -494,8 +498,8 @@ class Recorder:
             })  # fmt: skip
         if len(products.names):
             seen = (p.product >= 0) & (p.views >= 50)
-            views = p.views[seen].astype(np.float64)
-            slope = metrics.linear_slope(p.comments[seen] / views, p.purchases[seen] / views)
+            seen_views = p.views[seen].astype(np.float64)
+            slope = metrics.linear_slope(p.comments[seen] / seen_views, p.purchases[seen] / seen_views)
             add("products", "all", {
                 "sold": int(products.sold.sum()),
                 "non_follower_share": metrics.share(int(products.sold_non_follower.sum()), int(products.sold.sum())),
@@ -553,7 +557,7 @@ class Recorder:
         }  # fmt: skip
 
 
-def _none_if_nan(x: float) -> float | None:
+def _none_if_nan(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 

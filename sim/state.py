@@ -12,9 +12,11 @@ engine is the only writer.  Besides the world's arrays it holds
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
+from sim.graph import release_free_heap, row_contains
 from sim.world import Posts, World
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
@@ -22,14 +24,38 @@ _M2 = np.uint64(0xBF58476D1CE4E5B9)
 _M3 = np.uint64(0x94D049BB133111EB)
 
 
-def _mix(users: np.ndarray, posts: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of (user, post) pairs (splitmix64 finaliser)."""
-    with np.errstate(over="ignore"):
-        x = posts.astype(np.uint64) * _M1 ^ users.astype(np.uint64) * _M2
-        x ^= x >> np.uint64(31)
-        x *= _M3
-        x ^= x >> np.uint64(29)
-    return x
+@numba.njit(cache=True, inline="always")
+def bloom_probe(user: int, post: int, offset: np.ndarray, words: np.ndarray) -> tuple[int, np.uint64]:
+    """Word index into ``SeenFilter.bits`` and two-bit mask of one (user, post) pair.
+
+    The hash is the splitmix64 finaliser of (post x M1) xor (user x M2); the word lies in the
+    user's own block, the two bits come from the hash's high bits.  Compiled, so rankers' own
+    kernels can probe the filter per candidate.
+    """
+    x = np.uint64(post) * _M1 ^ np.uint64(user) * _M2
+    x ^= x >> np.uint64(31)
+    x *= _M3
+    x ^= x >> np.uint64(29)
+    word = offset[user] + np.int64(x % words[user])
+    one = np.uint64(1)
+    mask = (one << ((x >> np.uint64(40)) & np.uint64(63))) | (one << ((x >> np.uint64(52)) & np.uint64(63)))
+    return word, mask
+
+
+@numba.njit(cache=True)
+def _bloom_contains(bits: np.ndarray, offset: np.ndarray, words: np.ndarray, users: np.ndarray,
+                    posts: np.ndarray, out: np.ndarray) -> None:
+    for i in range(len(posts)):
+        word, mask = bloom_probe(users[i], posts[i], offset, words)
+        out[i] = (bits[word] & mask) == mask
+
+
+@numba.njit(cache=True)
+def _bloom_add(bits: np.ndarray, offset: np.ndarray, words: np.ndarray, users: np.ndarray,
+               posts: np.ndarray) -> None:
+    for i in range(len(posts)):
+        word, mask = bloom_probe(users[i], posts[i], offset, words)
+        bits[word] |= mask
 
 
 class SeenFilter:
@@ -48,23 +74,19 @@ class SeenFilter:
         self.words_per_user = words.astype(np.uint64)
         self.bits = np.zeros(int(words.sum()), dtype=np.uint64)
 
-    def _where(self, users: np.ndarray, posts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h = _mix(users, posts)
-        word = self.offset[users] + (h % self.words_per_user[users]).astype(np.int64)
-        one = np.uint64(1)
-        mask = (one << ((h >> np.uint64(40)) & np.uint64(63))) | (one << ((h >> np.uint64(52)) & np.uint64(63)))
-        return word, mask
-
     def contains(self, users: np.ndarray, posts: np.ndarray) -> np.ndarray:
         """Whether each (user, post) pair may have been seen; same shape as ``posts``."""
         shape = posts.shape
-        word, mask = self._where(np.broadcast_to(users, shape).ravel(), posts.ravel())
-        return ((self.bits[word] & mask) == mask).reshape(shape)
+        flat_users = np.ascontiguousarray(np.broadcast_to(users, shape).ravel(), dtype=np.int64)
+        out = np.empty(posts.size, dtype=bool)
+        _bloom_contains(self.bits, self.offset, self.words_per_user, flat_users,
+                        np.ascontiguousarray(posts.ravel(), dtype=np.int64), out)
+        return out.reshape(shape)
 
     def add(self, users: np.ndarray, posts: np.ndarray) -> None:
         """Mark (user, post) pairs, shape ``(m,)`` each, as seen."""
-        word, mask = self._where(users, posts)
-        np.bitwise_or.at(self.bits, word, mask)
+        _bloom_add(self.bits, self.offset, self.words_per_user, np.ascontiguousarray(users, dtype=np.int64),
+                   np.ascontiguousarray(posts, dtype=np.int64))
 
 
 class Rings:
@@ -74,7 +96,7 @@ class Rings:
     """
 
     def __init__(self, n_owners: int, size: int):
-        self.items = np.full((n_owners, size), -1, dtype=np.int64)
+        self.items = np.full((n_owners, size), -1, dtype=np.int32)  # post ids fit int32: half the memory
         self.head = np.zeros(n_owners, dtype=np.int64)
 
     def push(self, owners: np.ndarray, ids: np.ndarray) -> None:
@@ -121,8 +143,13 @@ class PlatformState:
         self.world = world
         self.posts = posts
         self.affinity = world.users.affinity
-        cum = np.cumsum(world.users.interest, axis=1, dtype=np.float64)
-        self.interest_cum = (cum / cum[:, -1:]).astype(np.float32)
+        self.interest_cum = np.empty_like(world.users.interest, dtype=np.float32)
+        step = 1 << 16  # in slices: float64 temporaries of all users' rows would dwarf the result
+        for start in range(0, n, step):
+            cum = np.cumsum(world.users.interest[start : start + step], axis=1, dtype=np.float64)
+            self.interest_cum[start : start + step] = cum / cum[:, -1:]
+        # Building the world freed hundreds of MB of mid-sized temporaries into the heap.
+        release_free_heap()
         self.follows: sp.csr_matrix = world.follows
         self.follower_counts = world.follower_counts
         self.n_users = n
@@ -135,33 +162,23 @@ class PlatformState:
         self._pending_src: list[np.ndarray] = []
         self._pending_dst: list[np.ndarray] = []
         self._pending_keys: set[int] = set()  # few per tick: a set beats re-sorting arrays
-        self._edge_keys = self._keys_of(self.follows)
-
-    @staticmethod
-    def _keys_of(follows: sp.csr_matrix) -> np.ndarray:
-        rows = np.repeat(np.arange(follows.shape[0], dtype=np.int64), np.diff(follows.indptr))
-        return rows * follows.shape[0] + follows.indices.astype(np.int64)
-
-    def draw_topics(self, users: np.ndarray, per_user: int, rng: np.random.Generator) -> np.ndarray:
-        """``per_user`` topics for each of ``users``, drawn from their interests: shape ``(n, per_user)``."""
-        draws = rng.random((len(users), per_user), dtype=np.float32)
-        topic = (draws[:, :, None] > self.interest_cum[users][:, None, :]).sum(axis=2)
-        return topic.clip(0, self.n_topics - 1)
 
     def is_following(self, followers: np.ndarray, followees: np.ndarray) -> np.ndarray:
         """Whether each follower follows each followee (merged graph plus pending follows)."""
-        keys = followers.astype(np.int64) * self.n_users + followees
-        idx = np.searchsorted(self._edge_keys, keys).clip(0, max(len(self._edge_keys) - 1, 0))
-        found = (self._edge_keys[idx] == keys) if len(self._edge_keys) else np.zeros(len(keys), bool)
+        found = np.empty(len(followers), dtype=bool)
+        # The merged graph's rows are sorted: a binary search per pair, no per-edge key array.
+        row_contains(self.follows.indptr, self.follows.indices, np.asarray(followers, dtype=np.int64),
+                     np.asarray(followees, dtype=np.int64), found)
         if self._pending_keys:
             pending = self._pending_keys
+            keys = followers.astype(np.int64) * self.n_users + followees
             found |= np.fromiter((int(key) in pending for key in keys), dtype=bool, count=len(keys))
         return found
 
     def followers_of(self, account: int) -> np.ndarray:
         """Sorted ids of every follower of ``account`` (merged graph plus pending follows)."""
-        keys = self._edge_keys
-        merged = keys[keys % self.n_users == account] // self.n_users
+        edges = np.flatnonzero(self.follows.indices == account)
+        merged = np.searchsorted(self.follows.indptr, edges, side="right") - 1
         pending = [src[dst == account] for src, dst in zip(self._pending_src, self._pending_dst, strict=True)]
         return np.sort(np.concatenate([merged, *pending]))
 
@@ -182,6 +199,7 @@ class PlatformState:
         merged.data[:] = 1
         merged.sort_indices()
         self.follows = merged
-        self._edge_keys = self._keys_of(merged)
+        # The world's copy is only read at the start; dropping it keeps one graph alive, not two.
+        self.world.follows = merged
         self._pending_src, self._pending_dst = [], []
         self._pending_keys = set()

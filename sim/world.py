@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from scipy.special import ndtri
 
 from sim.config import Experiment, PlantedAccount, WorldConfig
+from sim.graph import csr_from_edges, csr_pattern
 
 NO_ID = -1
 
@@ -169,7 +170,11 @@ class World:
     @property
     def follower_counts(self) -> np.ndarray:
         """In-degree of every account, shape ``(n_users,)`` int32."""
-        return np.bincount(self.follows.indices, minlength=self.users.n).astype(np.int32)
+        counts = np.zeros(self.users.n, dtype=np.int32)
+        step = 1 << 22  # bincount copies its input to int64: count in slices, not all edges at once
+        for start in range(0, self.follows.nnz, step):
+            counts += np.bincount(self.follows.indices[start : start + step], minlength=self.users.n).astype(np.int32)
+        return counts
 
 
 def _lognormal_with_mean(rng: np.random.Generator, mean: float, sigma: float, n: int) -> np.ndarray:
@@ -231,11 +236,16 @@ def preferential_follow_graph(users: Users, cfg: WorldConfig, rng: np.random.Gen
     by_topic = [np.flatnonzero((topic == t) & users.active) for t in range(n_topics)]
     fit_cum_topic = [np.cumsum(fitness[m]) for m in by_topic]
     fit_cum_all = np.cumsum(fitness)
-    total = int(out_degree.sum())
-    prior_all = np.empty(total, dtype=np.int64)
+    # Each follower's follows are drawn in one chunk, so they are written straight to their CSR
+    # row; earlier targets (for preferential draws) are kept as int32: a million-user graph has
+    # tens of millions of edges and per-edge int64 copies would dominate memory.
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(out_degree, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    prior_all = np.empty(len(indices), dtype=np.int32)
     n_all = 0
-    prior_topic = [np.empty(0, dtype=np.int64) for _ in range(n_topics)]
-    src_parts, dst_parts = [], []
+    prior_topic = [np.empty(16, dtype=np.int32) for _ in range(n_topics)]  # grown by doubling
+    n_topic = np.zeros(n_topics, dtype=np.int64)
     for chunk in np.array_split(rng.permutation(real), n_chunks):
         src = np.repeat(chunk, out_degree[chunk])
         if len(src) == 0:
@@ -257,7 +267,7 @@ def preferential_follow_graph(users: Users, cfg: WorldConfig, rng: np.random.Gen
             if not in_t.any() or len(by_topic[t]) == 0:
                 dst[in_t] = np.searchsorted(fit_cum_all, draw[in_t] * fit_cum_all[-1], side="right").clip(0, n - 1)
                 continue
-            pool = prior_topic[t]
+            pool = prior_topic[t][: n_topic[t]]
             pa_t = in_t & pref & (len(pool) > 0)
             dst[pa_t] = pool[(draw[pa_t] * len(pool)).astype(np.int64)]
             fit_t = in_t & ~pa_t
@@ -272,24 +282,24 @@ def preferential_follow_graph(users: Users, cfg: WorldConfig, rng: np.random.Gen
         for t in range(n_topics):
             new = dst[order[bounds[t] : bounds[t + 1]]]
             if len(new):
-                prior_topic[t] = np.concatenate([prior_topic[t], new])
-        src_parts.append(src)
-        dst_parts.append(dst)
-    src = np.concatenate(src_parts) if src_parts else np.zeros(0, np.int64)
-    dst = np.concatenate(dst_parts) if dst_parts else np.zeros(0, np.int64)
-    return edges_to_csr(src, dst, n)
+                end = n_topic[t] + len(new)
+                if end > len(prior_topic[t]):
+                    grown = np.empty(max(end, 2 * len(prior_topic[t])), dtype=np.int32)
+                    grown[: n_topic[t]] = prior_topic[t][: n_topic[t]]
+                    prior_topic[t] = grown
+                prior_topic[t][n_topic[t] : end] = new
+                n_topic[t] = end
+        # src repeats each chunk member out_degree times: edge i of the chunk is follow number
+        # i - first[i] of its follower.
+        first = np.repeat(np.cumsum(out_degree[chunk]) - out_degree[chunk], out_degree[chunk])
+        indices[np.repeat(indptr[chunk], out_degree[chunk]) + np.arange(len(src)) - first] = dst
+    del prior_all, prior_topic
+    return csr_pattern(indptr, indices, n)
 
 
 def edges_to_csr(src: np.ndarray, dst: np.ndarray, n: int) -> sp.csr_matrix:
     """CSR follower -> followee from edge lists; drops self-follows and duplicates."""
-    keep = src != dst
-    keys = np.sort(src[keep].astype(np.int64) * n + dst[keep])
-    if len(keys):
-        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
-    rows = keys // n
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-    indices = (keys - rows * n).astype(np.int32)
-    return sp.csr_matrix((np.ones(len(keys), dtype=np.int8), indices, indptr), shape=(n, n))
+    return csr_from_edges(src, dst, n)
 
 
 def plant_accounts(users: Users, follows: sp.csr_matrix, specs: tuple[PlantedAccount, ...],
@@ -301,6 +311,8 @@ def plant_accounts(users: Users, follows: sp.csr_matrix, specs: tuple[PlantedAcc
     incoming edges are replaced by ``followers`` followers (a ``homophily``
     share from its topic), plus ``bought_followers`` inactive users.
     """
+    if not specs:
+        return follows, {}
     n = users.n
     accounts: dict[str, int] = {}
     taken = np.zeros(n, dtype=bool)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import SCENARIO, make_experiment, run_simulation, spec_of
+
 from sim import behavior
 from sim.config import BehaviorConfig, ConfigError, apply_overrides, parse
 from sim.engine import SOUND_PAGE_WIDTH, Simulation

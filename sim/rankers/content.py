@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from sim.config import knob
@@ -37,10 +38,9 @@ from sim.rankers.base import (
     PoolDecisions,
     Ranker,
     Slate,
-    duplicate_in_row,
-    first_k_valid,
     register,
 )  # fmt: skip
+from sim.state import bloom_probe
 
 IN_POOL_NONE = -1  # not (or no longer) in a pool
 
@@ -118,6 +118,7 @@ class ContentRanker(Ranker):
         self.standing = np.zeros(cap, np.float32)  # last reviewed score minus its stage's mean
         self.history = [np.zeros(0) for _ in range(p.stages)]
         self._index(np.zeros(0, np.int64))
+        self._signals(0)
 
     # ------------------------------------------------------------------ pools
 
@@ -162,6 +163,7 @@ class ContentRanker(Ranker):
         if len(posts):
             decisions = self._decide(posts, stage, now)
         self._index(np.flatnonzero(self.stage[:n] >= 0))
+        self._signals(n)
         return decisions
 
     def _decide(self, posts: np.ndarray, stage: np.ndarray, now: float) -> PoolDecisions:
@@ -199,12 +201,11 @@ class ContentRanker(Ranker):
         order = np.argsort(cell, kind="stable")
         self.pool_posts = live[order]
         bounds = np.searchsorted(cell[order], np.arange(n_topics * n_stages + 1))
-        self.pool_start = bounds[:-1].reshape(n_topics, n_stages)
-        self.pool_count = np.diff(bounds).reshape(n_topics, n_stages)
+        self.pool_start = np.ascontiguousarray(bounds[:-1].reshape(n_topics, n_stages))
+        self.pool_count = np.ascontiguousarray(np.diff(bounds).reshape(n_topics, n_stages))
         # A stage's posts are drawn in proportion to their target rate (impressions / s), among
         # the stages whose audience includes the viewer: for each topic and first eligible stage
-        # f, the cumulative weights of stages >= f, normalised and shifted by the row index so
-        # that one searchsorted draws a stage for any batch (see _draw).
+        # f (row topic * (S + 1) + f), the normalised cumulative weights of stages >= f.
         weights = self.pool_count * self.rate[None, :]  # (T, S)
         rows = n_topics * (n_stages + 1)
         eligible = np.arange(n_stages)[None, :] >= np.arange(n_stages + 1)[:, None]  # (S + 1, S)
@@ -212,108 +213,32 @@ class ContentRanker(Ranker):
         cum = np.cumsum(suffix, axis=2).reshape(rows, n_stages)
         self.suffix_total = cum[:, -1].copy()
         norm = np.where(self.suffix_total[:, None] > 0, cum / np.maximum(self.suffix_total[:, None], 1e-300), 1.0)
-        self.suffix_flat = (norm + np.arange(rows)[:, None]).ravel()
+        self.suffix_norm = np.ascontiguousarray(norm)
 
     # ------------------------------------------------------------------ ranking
 
     def rank(self, users: np.ndarray, now: float, k: int) -> Slate:
-        slate = self._draw(users, k, self.params.explore_share)
-        # A For You feed does not run dry while the platform has unseen posts:
-        # short slates are topped up from all topics.
-        for _ in range(self.params.refill_rounds):
-            short = np.flatnonzero((slate.post_ids < 0).any(axis=1))
-            if len(short) == 0:
-                break
-            extra = self._draw(users[short], k, 1.0)
-            merged_ids = np.hstack([slate.post_ids[short], extra.post_ids])
-            merged_ch = np.hstack([slate.channel[short], extra.channel])
-            valid = (merged_ids >= 0) & ~duplicate_in_row(merged_ids)
-            top = first_k_valid(merged_ids, merged_ch, valid, k)
-            slate.post_ids[short], slate.channel[short] = top.post_ids, top.channel
-        return slate
-
-    def _draw(self, users: np.ndarray, k: int, explore_share: float) -> Slate:
-        """One candidate per slot x ``oversample``, as flat arrays; the first ``k`` valid ones per user."""
         st = self.state
         assert st is not None
         p = self.params
-        rng = self.rng
-        # Each row: k x oversample candidates by interest, then k x fallback_oversample from
-        # uniformly drawn topics, used where the user has already seen the first ones.
-        b, c_main = len(users), k * p.oversample
-        c = c_main + k * p.fallback_oversample
-        row = np.repeat(np.arange(b), c)
-        viewer = users[row]
-        m = len(row)
-        # A topic per candidate: by interest, or uniformly for exploration.
-        topic = st.draw_topics(users, c, rng).ravel()
-        column = np.tile(np.arange(c), b)
-        explore = np.flatnonzero((rng.random(m) < explore_share) | (column >= c_main))
-        topic[explore] = rng.integers(0, st.n_topics, len(explore))
-        # The stages whose audience includes the viewer are a suffix [first, S) of the ladder.
-        first = p.stages - np.searchsorted(self.audience_ascending, st.affinity[viewer, topic], side="right")
-        cell = topic * (p.stages + 1) + first
-        in_pool = (self.suffix_total[cell] > 0) & (rng.random(m) >= p.retrieval_share)
-        cand = np.full(m, -1, np.int64)
-        channel = np.full(m, EXPLORE, np.int8)
-        pool = np.flatnonzero(in_pool)
-        if len(pool):
-            cell_p = cell[pool]
-            pos = np.searchsorted(self.suffix_flat, cell_p + rng.random(len(pool)), side="right")
-            stage = (pos - cell_p * p.stages).clip(0, p.stages - 1)
-            t = topic[pool]
-            count = self.pool_count[t, stage]
-            pick = self.pool_start[t, stage] + (rng.random(len(pool)) * count).astype(np.int64)
-            cand[pool] = np.where(count > 0, self.pool_posts[pick.clip(0, len(self.pool_posts) - 1)], -1)
-            channel[pool] = POOL + stage
-        rest = np.flatnonzero(~in_pool)
-        cand[rest] = self._retrieve(topic[rest])
-        self._mix_following(viewer, cand, channel)
-        valid = cand >= 0
-        valid[valid] = st.posts.author[cand[valid]] != viewer[valid]
-        idx = np.flatnonzero(valid)
-        valid[idx] = ~st.seen.contains(viewer[idx], cand[idx])
-        idx = np.flatnonzero(valid)
-        _, first_seen = np.unique(row[idx] * (len(st.posts) + 1) + cand[idx], return_index=True)
-        valid[idx] = False
-        valid[idx[first_seen]] = True
-        return first_k_valid(cand.reshape(b, c), channel.reshape(b, c), valid.reshape(b, c), k)
-
-    def _retrieve(self, topic: np.ndarray) -> np.ndarray:
-        """Interest retrieval: of ``retrieval_draws`` recent posts of each topic, the one that
-        earned the highest pool stage (ties at random); -1 where a topic has no posts."""
-        ring = self.state.topic_posts  # type: ignore[union-attr]
-        filled = np.minimum(ring.head, ring.items.shape[1])[topic]
-        m = self.params.retrieval_draws
-        slot = (self.rng.random((len(topic), m)) * filled[:, None]).astype(np.int64)
-        drawn = ring.items[topic[:, None], slot]
-        # The highest stage earned wins; within a stage, the better engagement standing (in (0, 1)).
-        safe = drawn.clip(0)
-        merit = self.earned[safe] + 1.0 / (1.0 + np.exp(-self._standing(safe.ravel()).reshape(safe.shape)))
-        best = np.take_along_axis(drawn, merit.argmax(axis=1)[:, None], axis=1)[:, 0]
-        return np.where(filled > 0, best, -1)
-
-    def _mix_following(self, viewer: np.ndarray, cand: np.ndarray, channel: np.ndarray) -> None:
-        """Replace ``follow_share`` of the candidates by a random recent post of a followed account."""
-        st = self.state
-        assert st is not None
-        if self.params.follow_share <= 0:
-            return
-        slots = np.flatnonzero(self.rng.random(len(cand)) < self.params.follow_share)
-        indptr = st.follows.indptr
-        start = indptr[viewer[slots]]
-        degree = indptr[viewer[slots] + 1] - start
-        has = degree > 0
-        slots, start, degree = slots[has], start[has], degree[has]
-        edge = start + (self.rng.random(len(slots)) * degree).astype(np.int64)
-        followee = st.follows.indices[edge]
-        width = st.author_posts.items.shape[1]
-        post = st.author_posts.items[followee, self.rng.integers(0, width, len(slots))]
-        keep = post >= 0
-        if self.params.follow_gate:
-            keep &= self._standing(post.clip(0)) >= 0
-        cand[slots[keep]] = post[keep]
-        channel[slots[keep]] = FOLLOWING
+        slate = Slate.empty(len(users), k)
+        # Per slot: oversample interest candidates, then fallback_oversample from uniformly drawn
+        # topics; a For You feed does not run dry while the platform has unseen posts, so rows
+        # still short are topped up refill_rounds times from all topics (each round as many
+        # uniform candidates as the first draw).
+        n_interest = k * p.oversample
+        n_uniform = k * p.fallback_oversample + p.refill_rounds * k * (p.oversample + p.fallback_oversample)
+        follows = st.follows
+        _draw_slates(
+            np.ascontiguousarray(users, dtype=np.int64), n_interest, n_uniform,
+            p.explore_share, p.retrieval_share, p.follow_share, p.retrieval_draws,
+            st.interest_cum, st.affinity, self.audience_ascending,
+            self.suffix_total, self.suffix_norm, self.pool_posts, self.pool_start, self.pool_count,
+            st.topic_posts.items, st.topic_posts.head, self.merit, self.follow_ok,
+            follows.indptr, follows.indices, st.author_posts.items, st.posts.cols["author"],
+            st.seen.bits, st.seen.offset, st.seen.words_per_user,
+            self.rng, slate.post_ids, slate.channel)  # fmt: skip
+        return slate
 
     def _standing(self, posts: np.ndarray) -> np.ndarray:
         """Engagement score minus the stage mean: smoothed over the current stage's impressions
@@ -326,22 +251,134 @@ class ContentRanker(Ranker):
         current = (self.stage_sum[posts] + p.prior_impressions * mean) / (self.stage_n[posts] + p.prior_impressions)
         return np.where(live, current - mean, self.standing[posts])
 
+    def _signals(self, n: int) -> None:
+        """Per-post inputs of the compiled draw, as of this tick: retrieval merit (the highest stage
+        earned, then the engagement standing squashed into (0, 1)) and whether a followed account's
+        post may fill a follow slot (``follow_gate``: its standing is not below its stage's mean)."""
+        standing = self._standing(np.arange(n))
+        self.merit = self.earned[:n] + 1.0 / (1.0 + np.exp(-standing))
+        self.follow_ok = standing >= 0 if self.params.follow_gate else np.ones(n, dtype=bool)
+
     def observe(self, feedback: Feedback) -> None:
         st = self.state
         assert st is not None
         p = self.params
-        pool = feedback.channel >= POOL
-        post = feedback.post[pool]
-        # Only impressions served by the post's current stage count toward it.
-        current = self.stage[post] == (feedback.channel[pool] - POOL)
-        post = post[current]
-        fraction = feedback.watch_fraction[pool][current]
-        dwell = np.minimum(fraction * st.posts.length_s[post], p.dwell_cap_s) / p.dwell_cap_s
-        value = (p.w_completion * feedback.completed[pool][current]
-                 + p.w_watch * fraction + p.w_dwell * dwell
-                 + p.w_like * feedback.liked[pool][current]
-                 + p.w_comment * feedback.commented[pool][current]
-                 + p.w_share * feedback.shared[pool][current]
-                 + p.w_follow * feedback.followed[pool][current])
-        np.add.at(self.stage_n, post, 1)
-        np.add.at(self.stage_sum, post, value)
+        weights = np.array([p.w_completion, p.w_watch, p.w_dwell, p.w_like, p.w_comment, p.w_share, p.w_follow])
+        fb = feedback
+        _count_pool_views(fb.post, fb.channel, fb.watch_fraction, fb.completed, fb.liked, fb.commented, fb.shared,
+                          fb.followed, st.posts.cols["length_s"], p.dwell_cap_s, weights, self.stage, self.stage_n,
+                          self.stage_sum)
+
+
+# ---------------------------------------------------------------------- compiled kernels
+# Candidate draws: one user at a time, candidates are drawn in the order the slate consumes them and the draw stops
+# as soon as the slate is full: the first k valid candidates of the sequence are the same in
+# distribution as drawing the whole sequence up front, at a fraction of the work.
+
+
+@numba.njit(cache=True)
+def _draw_slates(users, n_interest, n_uniform, explore_share, retrieval_share, follow_share,  # type: ignore[no-untyped-def]
+                 retrieval_draws, interest_cum, affinity, audience_ascending, suffix_total, suffix_norm,
+                 pool_posts, pool_start, pool_count, topic_items, topic_head, merit, follow_ok, indptr, indices,
+                 author_items, author, seen_bits, seen_offset, seen_words, rng, out_ids, out_channel):
+    """Fill ``out_ids`` / ``out_channel`` (shape ``(n, k)``, pre-filled with -1) row by row.
+
+    Candidate j of a row is an interest candidate for ``j < n_interest`` (its topic drawn from the
+    user's interests, or uniformly with probability ``explore_share``), a uniform-topic candidate
+    up to ``n_interest + n_uniform``.  Valid candidates (not the user's own post, not seen, not
+    already in the row) fill the row in order.
+    """
+    n_topics, n_stages = interest_cum.shape[1], pool_count.shape[1]
+    k = out_ids.shape[1]
+    width = author_items.shape[1]
+    for r in range(len(users)):
+        user = users[r]
+        filled = 0
+        for j in range(n_interest + n_uniform):
+            if filled == k:
+                break
+            channel = FOLLOWING
+            post = -1
+            degree = 0
+            if follow_share > 0 and rng.random() < follow_share:
+                start = indptr[user]
+                degree = indptr[user + 1] - start
+                if degree > 0:
+                    followee = indices[start + int(rng.random() * degree)]
+                    post = author_items[followee, int(rng.random() * width)]
+                    if 0 <= post < len(follow_ok) and not follow_ok[post]:
+                        post, degree = -1, 0  # judged by engagement too: the slot goes to For You
+            if degree == 0:
+                if j < n_interest and rng.random() >= explore_share:
+                    u = rng.random()
+                    topic = 0
+                    while topic < n_topics - 1 and interest_cum[user, topic] < u:
+                        topic += 1
+                else:
+                    topic = min(int(rng.random() * n_topics), n_topics - 1)
+                # The stages whose audience includes the viewer are a suffix [first, S) of the ladder.
+                a = affinity[user, topic]
+                first = n_stages
+                while first > 0 and audience_ascending[n_stages - first] <= a:
+                    first -= 1
+                cell = topic * (n_stages + 1) + first
+                if suffix_total[cell] > 0 and rng.random() >= retrieval_share:
+                    u = rng.random()
+                    stage = 0
+                    while stage < n_stages - 1 and suffix_norm[cell, stage] <= u:
+                        stage += 1
+                    count = pool_count[topic, stage]
+                    if count > 0:
+                        post = pool_posts[pool_start[topic, stage] + min(int(rng.random() * count), count - 1)]
+                    channel = POOL + stage
+                else:
+                    post = _retrieve_one(topic, retrieval_draws, topic_items, topic_head, merit, rng)
+                    channel = EXPLORE
+            if post < 0 or author[post] == user:
+                continue
+            word, mask = bloom_probe(user, post, seen_offset, seen_words)
+            if (seen_bits[word] & mask) == mask:
+                continue
+            repeat = False
+            for i in range(filled):
+                if out_ids[r, i] == post:
+                    repeat = True
+                    break
+            if repeat:
+                continue
+            out_ids[r, filled] = post
+            out_channel[r, filled] = channel
+            filled += 1
+
+
+@numba.njit(cache=True, inline="always")
+def _retrieve_one(topic, draws, topic_items, topic_head, merit, rng):  # type: ignore[no-untyped-def]
+    """Interest retrieval: of ``draws`` recent posts of the topic, the one of highest ``merit`` (the
+    pool stage it earned, then its engagement standing); -1 where the topic has no posts."""
+    filled = min(topic_head[topic], topic_items.shape[1])
+    if filled == 0:
+        return -1
+    best, best_merit = -1, -1.0
+    for _ in range(draws):
+        post = topic_items[topic, min(int(rng.random() * filled), filled - 1)]
+        value = merit[post] if 0 <= post < len(merit) else 0.5  # a post newer than this tick's review
+        if value > best_merit:
+            best, best_merit = post, value
+    return best
+
+
+@numba.njit(cache=True)
+def _count_pool_views(post, channel, fraction, completed, liked, commented, shared, followed, length_s,  # type: ignore[no-untyped-def]
+                      dwell_cap_s, weights, stage, stage_n, stage_sum):
+    """Add each pool impression to its post's current stage: one view and its engagement value
+    (``weights``: completion, watch fraction, dwell, like, comment, share, follow).  Impressions
+    served by an earlier stage of the post (before a promotion) do not count."""
+    for i in range(len(post)):
+        p = post[i]
+        if channel[i] < POOL or stage[p] != channel[i] - POOL:
+            continue
+        dwell = min(fraction[i] * length_s[p], dwell_cap_s) / dwell_cap_s
+        stage_n[p] += 1
+        stage_sum[p] += (weights[0] * completed[i] + weights[1] * fraction[i] + weights[2] * dwell
+                         + weights[3] * liked[i] + weights[4] * commented[i] + weights[5] * shared[i]
+                         + weights[6] * followed[i])

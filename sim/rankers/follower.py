@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from sim.config import knob
-from sim.rankers.base import FOLLOWING, OTHER, RESHARE, Ranker, Slate, duplicate_in_row, followee_edges, register
-
+from sim.rankers.base import FOLLOWING, OTHER, RESHARE, Ranker, Slate, duplicate_in_row, register
+from sim.state import bloom_probe
 
 SUGGESTION_POOL = 32  # most popular recent posts per topic that suggestions are taken from
 
@@ -43,22 +44,12 @@ class FollowerRanker(Ranker):
         """Flat (row, post, channel) arrays of unseen candidates for ``users``."""
         st = self.state
         assert st is not None
-        rows, followee = followee_edges(st, users)
-        rings = [(st.author_posts.items[followee], FOLLOWING)]
-        if self.params.reshares:
-            rings.append((st.reshares.items[followee], RESHARE))
-        width = st.author_posts.items.shape[1]
-        row = np.concatenate([np.repeat(rows, width) for _ in rings])
-        post = np.concatenate([r.ravel() for r, _ in rings])
-        channel = np.concatenate([np.full(len(rows) * width, c, np.int8) for _, c in rings])
-        keep = post >= 0
-        row, post, channel = row[keep], post[keep], channel[keep]
-        posts = st.posts
-        fresh = now - posts.created_at[post] <= self.params.lookback_hours * 3600.0
-        keep = fresh & (posts.author[post] != users[row])
-        row, post, channel = row[keep], post[keep], channel[keep]
-        keep = ~st.seen.contains(users[row], post)
-        row, post, channel = row[keep], post[keep], channel[keep]
+        follows, posts, seen = st.follows, st.posts, st.seen
+        row, post, channel = _gather(
+            np.ascontiguousarray(users, dtype=np.int64), follows.indptr, follows.indices,
+            st.author_posts.items, st.reshares.items, self.params.reshares, posts.cols["created_at"],
+            posts.cols["author"], now, self.params.lookback_hours * 3600.0, seen.bits, seen.offset,
+            seen.words_per_user)  # fmt: skip
         # One entry per (row, post); the own-post channel wins over a reshare.
         order = np.lexsort((channel, post, row))
         row, post, channel = row[order], post[order], channel[order]
@@ -161,3 +152,38 @@ class FollowerRanker(Ranker):
         slate.channel[rows, cols] = self._channel[idx[rows, cols]]
         self._next[pos] = np.minimum(first + k, end)
         return slate
+
+
+@numba.njit(cache=True)
+def _gather(users, indptr, indices, author_items, reshare_items, reshares, created_at, author, now,  # type: ignore[no-untyped-def]
+            lookback_s, seen_bits, seen_offset, seen_words):
+    """Candidates of ``users`` (shape ``(n,)``): the latest posts of every followed account (and,
+    with ``reshares``, the posts it reshared) at most ``lookback_s`` old at ``now``, not the
+    user's own and not seen.  Returns flat (row, post, channel) arrays, one entry per ring slot
+    that passed (a post may appear more than once)."""
+    width = author_items.shape[1]
+    n_rings = 2 if reshares else 1
+    total = 0
+    for r in range(len(users)):
+        total += indptr[users[r] + 1] - indptr[users[r]]
+    row = np.empty(total * width * n_rings, np.int64)
+    post = np.empty(total * width * n_rings, np.int64)
+    channel = np.empty(total * width * n_rings, np.int8)
+    m = 0
+    for ring in range(n_rings):
+        items = author_items if ring == 0 else reshare_items
+        code = FOLLOWING if ring == 0 else RESHARE
+        for r in range(len(users)):
+            user = users[r]
+            for e in range(indptr[user], indptr[user + 1]):
+                followee = indices[e]
+                for slot in range(width):
+                    p = items[followee, slot]
+                    if p < 0 or now - created_at[p] > lookback_s or author[p] == user:
+                        continue
+                    word, mask = bloom_probe(user, p, seen_offset, seen_words)
+                    if (seen_bits[word] & mask) == mask:
+                        continue
+                    row[m], post[m], channel[m] = r, p, code
+                    m += 1
+    return row[:m], post[:m], channel[:m]
