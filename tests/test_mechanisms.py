@@ -251,3 +251,53 @@ def test_follow_slots_skip_followed_posts_below_their_stage_mean() -> None:
     ranker.stage_sum[ids] = [200 * 8.0, 200 * 2.0]  # type: ignore[attr-defined]  # above / below the mean
     standing = ranker._standing(ids)  # type: ignore[attr-defined]
     assert standing[0] > 0 > standing[1]
+
+
+# --------------------------------------------------------------------------- creators
+
+
+def test_a_listening_creator_moves_toward_the_topic_its_audience_rewarded() -> None:
+    exp = make_experiment({"world": {"accounts": [
+        {"name": "maker", "followers": 10, "topic": "#crafttok", "topics": ["#crafttok", "#planttok"],
+         "listen_rate": 2.0}]}})
+    sim = Simulation(exp, spec_of(exp, "content"), 0)
+    uid = sim.world.accounts["maker"]
+    craft, plant = sim.world.topics.index("#crafttok"), sim.world.topics.index("#planttok")
+    assert sim.topic_mix[uid][craft] == sim.topic_mix[uid][plant] == 1.0  # evenly at first
+    ids = sim.add_posts({"author": np.full(4, uid), "topic": np.array([craft, plant, craft, plant]),
+                         "quality": np.zeros(4), "authenticity": np.ones(4), "length_s": np.full(4, 30.0)}, 0.0)
+    cols = sim.posts.cols
+    cols["views"][ids] = 100
+    cols["likes"][ids] = [12, 2, 10, 3]  # the audience rewards the craft posts
+    before = sim.topic_mix[uid] / sim.topic_mix[uid].sum()
+    sim.listen(uid)
+    after = sim.topic_mix[uid] / sim.topic_mix[uid].sum()
+    assert after[craft] > before[craft] and after[plant] < before[plant]
+    assert after[[t for t in range(len(after)) if t not in (craft, plant)]].sum() == 0  # only its own topics
+
+
+def test_users_who_engage_enough_with_a_topic_start_posting_in_it() -> None:
+    exp = make_experiment({"behavior": {"inspire_rate": 1.0, "inspire_engagements": 5}})
+    sim = Simulation(exp, spec_of(exp, "content"), 0)
+    n = sim.users.n
+    fans = np.arange(0, n, 3)
+    fans = fans[sim.users.posting_rate[fans] < exp.behavior.inspired_posting_rate]
+    sim.topic_engagement[fans, 2] = 5
+    sim.topic_engagement[fans + 1, 1] = 4  # below the threshold: never inspired
+    for _ in range(40):
+        sim.inspire(0.0)
+    inspired = np.flatnonzero(sim.inspired_topic >= 0)
+    assert set(inspired) <= set(fans) and len(inspired) > 0.9 * len(fans)
+    assert (sim.inspired_topic[inspired] == 2).all()
+    before = len(sim.posts)
+    for tick in range(200):
+        sim.post_inspired(60.0 * tick)
+    new = np.arange(before, len(sim.posts))
+    assert len(new) > 0 and (sim.posts.topic[new] == 2).all() and np.isin(sim.posts.author[new], inspired).all()
+
+
+def test_an_adopted_sound_reaches_listeners_through_other_creators_posts(duet_run: Simulation) -> None:
+    m = measures(duet_run)
+    assert m[("sound", "anthem", "derivatives_by_others")] > 0
+    assert 0 < m[("sound", "anthem", "listeners_via_others_share")] < 1
+    assert duet_run.listeners_via_artist[0] < duet_run.listened[0].sum()
