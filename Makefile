@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NAME ?= trinidad
 ARGS ?=
 
-.PHONY: setup test test-slow experiment report bench lint clean
+.PHONY: setup test test-slow experiment report bench calibrate lint clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ report: setup
 
 bench: setup
 	$(BIN)/python -m sim bench --scaling --json
+
+# The calibration table: run the standard world (resumes if finished), then rebuild the table.
+calibrate: setup
+	$(BIN)/python -m sim run experiments/calibration.toml --out results/calibration $(ARGS)
+	$(BIN)/python -m sim.calibrate results/calibration
 
 lint: setup
 	$(BIN)/ruff check sim tests
