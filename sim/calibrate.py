@@ -97,12 +97,12 @@ REFERENCES: dict[str, tuple[str, Reference]] = {
     "views Gini over posts": ("share", Reference("heavy-tailed; no published Gini found", "-")),
     "posts never reshared": ("share", Reference(
         "most cascades never spread (> 90% of seeds adopted by nobody)", GOEL, lo=0.90,
-        note="the model's share rate (about 0.4% per view) is applied to every post, and a post with a few "
-             "hundred pool views is likely to earn one share; real reshare rates are more concentrated on "
-             "few posts")),
+        note="every post gets its first pool of ~300 views, and at the model's share rate (a few per "
+             "thousand views) about half of them earn at least one share; real reshares are concentrated on "
+             "far fewer posts (and a reshare is not the same act as adopting a Twitter cascade)")),
     "posts by the most active quarter of users": ("share", Reference(
-        "98% of public videos by the top 25% of users", PEW, lo=0.95, hi=1.0,
-        note="measured over 2 simulated days, not an account's lifetime")),
+        "98% of public videos by the top 25% of users (over accounts' lifetimes; in a short run fewer than "
+        "a quarter of users post at all, so this is met trivially)", PEW, lo=0.95, hi=1.0)),
     "posts by the most active quarter of posters": ("share", Reference(
         "(Pew counts all users, most of whom never post)", PEW,
         note="")),
@@ -301,8 +301,9 @@ def _stage_reference(name: str) -> tuple[str, Reference]:
         return "share", Reference("not published (each stage ~10x the last)", DESIGN)
     published, lo, hi = LADDER.get(stage, ("-", None, None))
     return "impressions", Reference(published, DESIGN if stage in LADDER else "-", lo, hi,
-                                    note="a post under review at a stage's timeout has fewer impressions than "
-                                         "the pool's size")
+                                    note="a stage is reviewed at its timeout (3x its target fill time) with the "
+                                         "impressions it has; in a 100,000-user world a 30,000 pool is 30% of "
+                                         "all users, more than a post's widened audience gives it in time")
 
 
 def fmt(value: float | None, unit: str) -> str:
