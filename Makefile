@@ -31,9 +31,10 @@ report: setup
 bench: setup
 	$(BIN)/python -m sim bench --scaling --json
 
-# The calibration table: run the standard world (resumes if finished), then rebuild the table.
+# The calibration table: run the standard world (resumes if finished; --force reruns it when the
+# calibrated defaults have changed since), then rebuild the table.
 calibrate: setup
-	$(BIN)/python -m sim run experiments/calibration.toml --out results/calibration $(ARGS)
+	$(BIN)/python -m sim run experiments/calibration.toml --out results/calibration --force $(ARGS)
 	$(BIN)/python -m sim.calibrate results/calibration
 
 lint: setup
