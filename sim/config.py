@@ -255,6 +255,9 @@ class Experiment:
     baseline: str = knob("", "label of the ranker paired differences are taken against")
     baseline_point: int = knob(-1, "index of the sweep point that paired differences across points are "
                                "taken against, per ranker (-1: none)", lo=-1)
+    highlights: tuple[str, ...] = knob(default_factory=tuple, desc="the experiment's key metrics (a runs.parquet "
+                                       "column or a <kind>.<entity>.<metric> measure): tabled first and plotted "
+                                       "per ranker (or against the sweep) in the report")
     world: WorldConfig = knob(default_factory=WorldConfig, desc="[world]")
     behavior: BehaviorConfig = knob(default_factory=BehaviorConfig, desc="[behavior]")
     events: tuple[PostEvent, ...] = knob(default_factory=tuple, desc="scheduled posts ([[events]] tables)")

@@ -1046,6 +1046,38 @@ def sweep(runs: pa.Table, x: str, metric: str, ctx: Context, name: str | None = 
         return _finish(fig, ctx, name, title, "Points: mean over replicates; band: 95% t-interval.")
 
 
+def by_ranker_ci(runs: pa.Table, metric: str, ctx: Context, name: str) -> str:
+    """One metric per ranker: every replicate as a dot, the mean with its 95% t-interval as a bar."""
+    with _styled():
+        fig, axes = _figure()
+        ax = axes[0][0]
+        ys, rk = column(runs, metric).astype(float), column(runs, "ranker")
+        labels = ctx.ordered(list(map(str, rk)))
+        means = {}
+        for i, lb in enumerate(labels):
+            y = ys[(rk == lb) & np.isfinite(ys)]
+            if not len(y):
+                continue
+            mean, lo, hi = metrics.mean_ci(y)
+            means[lb] = mean
+            color = ctx.color(lb)
+            ax.scatter(np.full(len(y), i) + np.linspace(-0.12, 0.12, len(y)), y, color=color, alpha=0.55, s=22)
+            ax.errorbar([i + 0.3], [mean], yerr=[[mean - lo], [hi - mean]] if np.isfinite(lo) else None, fmt="o",
+                        color=color, markersize=8, capsize=6, linewidth=2.2)
+        positive = ys[np.isfinite(ys) & (ys > 0)]
+        if len(positive) and positive.max() / positive.min() >= 30 and (ys[np.isfinite(ys)] > 0).all():
+            ax.set_yscale("log")
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_ylabel(metric)
+        title = metric
+        if len(means) >= 2 and ctx.baseline in means:
+            other = next(lb for lb in means if lb != ctx.baseline)
+            a, b = means[other], means[ctx.baseline]
+            ratio = f" ({a / b:,.1f}x)" if b and np.isfinite(a / b) and a / b > 0 else ""
+            title = f"{metric}: {a:,.3g} under {other} against {b:,.3g} under {ctx.baseline}{ratio}"
+        return _finish(fig, ctx, name, title, "Dots: replicates; bars: mean and 95% t-interval.")
+
+
 def forest(runs: pa.Table, ctx: Context, metric_names: Sequence[str] | None = None,
            name: str = "paired_differences") -> str:
     """Paired differences (ranker − baseline, per replicate) of headline metrics with bootstrap 95% CIs.

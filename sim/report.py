@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from sim import metrics, plots
 from sim.recording import SCHEMAS
+from sim.runner import measure_columns
 
 REQUIRED = ("runs", "focal", "posts", "promotions", "timeseries")
 SWEEP_METRICS = ("focal_reach_ratio", "low_follower_breakout_rate", "views_gini", "median_daily_watch_min")
@@ -164,7 +165,20 @@ def draw(tables: dict[str, pa.Table], ctx: plots.Context, config: dict[str, Any]
         out.append(("paired_differences", plots.forest(runs, ctx),
                     f"Headline metrics of each ranker minus {ctx.baseline}, paired by replicate, with 95% "
                     "bootstrap intervals; an interval that excludes zero is a difference the replicates support."))
-    for x in sorted(c for c in runs.column_names if c.startswith("sweep_")):
+    sweeps = sorted(c for c in runs.column_names if c.startswith("sweep_"))
+    for metric in config.get("highlights") or []:
+        if metric not in runs.column_names or not np.isfinite(plots.column(runs, metric).astype(float)).any():
+            continue
+        stem = "highlight_" + "".join(c if c.isalnum() else "_" for c in metric)
+        if sweeps:
+            for x in sweeps:
+                out.append((f"{stem}_{x}", plots.sweep(runs, x, metric, ctx, f"{stem}_{x}"),
+                            f"Key metric {metric} against {x.removeprefix('sweep_')}: mean and 95% CI over "
+                            "replicates, one line per ranker."))
+        else:
+            out.append((stem, plots.by_ranker_ci(runs, metric, ctx, stem),
+                        f"Key metric {metric} per ranker: each replicate, and the mean with its 95% t-interval."))
+    for x in sweeps:
         for metric in SWEEP_METRICS:
             if metric in runs.column_names and np.isfinite(plots.column(runs, metric).astype(float)).any():
                 name = f"sweep_{x.removeprefix('sweep_')}_{metric}"
@@ -327,7 +341,7 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.C
                 rows.append([label] + cells)
         lines += _md_table(["Metric"] + [f"{lb} − {ctx.baseline}" for lb in others], rows) + [""]
 
-    lines += _measures_section(tables.get("summary"), ctx)
+    lines += _measures_section(tables.get("summary"), ctx, list(config.get("highlights") or []))
 
     lines += ["## Figures", "",
               "Each figure is in `plots/` as PNG (200 dpi, 16:9) and SVG; its headline is computed from the data. "
@@ -352,7 +366,7 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.C
     return "\n".join(lines)
 
 
-def _measures_section(summary: pa.Table | None, ctx: plots.Context) -> list[str]:
+def _measures_section(summary: pa.Table | None, ctx: plots.Context, highlights: list[str]) -> list[str]:
     """Scenario measures (planted accounts, named sounds, products) from ``summary.parquet``:
     per ranker and sweep point, median, mean and 95% CI over replicates, the paired difference
     versus the baseline ranker and the paired relative change versus the baseline point."""
@@ -360,7 +374,7 @@ def _measures_section(summary: pa.Table | None, ctx: plots.Context) -> list[str]
         return []
     s = summary.to_pydict()
     sweep = sorted(c for c in s if c.startswith("sweep_"))
-    idx = [i for i, m in enumerate(s["metric"]) if m.count(".") >= 2]
+    idx = [i for i, m in enumerate(s["metric"]) if m.count(".") >= 2 or m in highlights]
     if not idx:
         return []
 
@@ -381,16 +395,17 @@ def _measures_section(summary: pa.Table | None, ctx: plots.Context) -> list[str]
              "95% t-interval; the paired difference versus the baseline ranker (same replicate) with a "
              "95% bootstrap interval" + ("; and the paired relative change versus the baseline sweep point"
                                           if "point_rel_mean" in s and sweep else "") +
-             ". Metric meanings: `python -m sim schema --results` (MEASURES).", ""]
+             ". The experiment's key metrics come first. Metric meanings: `python -m sim schema --results`.", ""]
     header = ["measure", "ranker"] + [c.removeprefix("sweep_") for c in sweep] + ["n", "median", "mean [95% CI]",
                                                                                     "vs baseline ranker"]
     with_points = sweep and any(np.isfinite(num(s["point_rel_mean"][i])) for i in idx)
     if with_points:
         header.append("vs baseline point")
     rows = []
+    first = set(highlights)
     order = {label: k for k, label in enumerate(ctx.labels)}
-    for i in sorted(idx, key=lambda i: (s["metric"][i], order.get(s["ranker"][i], len(order)),
-                                        [s[c][i] for c in sweep])):
+    for i in sorted(idx, key=lambda i: (s["metric"][i] not in first, s["metric"][i],
+                                        order.get(s["ranker"][i], len(order)), [s[c][i] for c in sweep])):
         row = [f"`{s['metric'][i]}`", str(s["ranker"][i])] + [str(s[c][i]) for c in sweep]
         row += [str(s["n"][i]), f"{num(s['median'][i]):,.3g}", interval(i, ""),
                 interval(i, "diff", signed=True)]
@@ -417,6 +432,12 @@ def build(out_dir: Path) -> Path:
     manifest, tables = load(out_dir)
     if (out_dir / "summary.parquet").exists():
         tables["summary"] = load_table(out_dir / "summary.parquet", "summary")
+    if (out_dir / "measures.parquet").exists():
+        measures = load_table(out_dir / "measures.parquet", "measures").to_pydict()
+        runs = tables["runs"]
+        for name, values in measure_columns(list(map(str, plots.column(runs, "run_id"))), measures).items():
+            runs = runs.append_column(name, pa.array(values, type=pa.float64()))
+        tables["runs"] = runs
     ctx = context(manifest, tables["runs"], out_dir / "plots")
     figures = draw(tables, ctx, manifest["config"])
     text = markdown(manifest, tables, ctx, figures)

@@ -86,8 +86,14 @@ class Interrupted(RunnerError):
     """Ctrl-C stopped the batch; finished runs are kept and the same command resumes it."""
 
 
+#: Experiment fields that only say how results are presented: changing them does not make a
+#: results folder hold a different configuration (the manifest takes the file's current ones).
+PRESENTATION = ("highlights",)
+
+
 def config_hash(exp: Experiment) -> str:
-    text = json.dumps(to_dict(exp), sort_keys=True, default=str)
+    config = {k: v for k, v in to_dict(exp).items() if k not in PRESENTATION}
+    text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -320,7 +326,10 @@ class Runner:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "runs").mkdir(exist_ok=True)
         if manifest_path.exists():
-            return json.loads(manifest_path.read_text())
+            manifest = json.loads(manifest_path.read_text())
+            current = to_dict(self.exp)
+            manifest["config"].update({k: current[k] for k in PRESENTATION})
+            return manifest
         return {"experiment": self.exp.name, "config_hash": digest, "config": to_dict(self.exp),
                 "overrides": self.overrides, "seed": self.exp.seed,
                 "sweep_points": [p.params for p in self.points], "versions": _versions(),

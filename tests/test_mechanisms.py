@@ -301,3 +301,19 @@ def test_an_adopted_sound_reaches_listeners_through_other_creators_posts(duet_ru
     assert m[("sound", "anthem", "derivatives_by_others")] > 0
     assert 0 < m[("sound", "anthem", "listeners_via_others_share")] < 1
     assert duet_run.listeners_via_artist[0] < duet_run.listened[0].sum()
+
+
+def test_highlights_are_plotted_and_tabled_first_and_do_not_change_the_config_hash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sim.report import build
+    from sim.runner import config_hash
+
+    change = {"horizon_days": 0.1, "world": {"users": 1500}}
+    exp = make_experiment(SONG, change, {"highlights": ["account.artist.follower_growth"]})
+    assert config_hash(exp) == config_hash(make_experiment(SONG, change))
+    runner = Runner(exp, tmp_path, jobs=1)
+    runner.run(plan(runner.points))
+    report = build(tmp_path).read_text()
+    assert (tmp_path / "plots" / "highlight_account_artist_follower_growth.png").exists()
+    table = report[report.index("## Scenario measures"):]
+    first_row = next(line for line in table.splitlines() if line.startswith("| `"))
+    assert "account.artist.follower_growth" in first_row
