@@ -188,7 +188,8 @@ THRESHOLDS = (1_000, 10_000, 100_000)
 #: ``measures`` table and a ``<kind>.<entity>.<metric>`` metric of ``summary.parquet``.
 MEASURES: dict[str, dict[str, str]] = {
     "account": {
-        "followers_start": "followers at t=0 (bought ones included: what users see)",
+        "followers_built": "followers the world was built with (planted ones, bought ones included)",
+        "followers_start": "followers at t=0, after the warm-up (bought ones included: what users see)",
         "followers_end": "followers at the horizon",
         "follower_growth": "followers_end / followers_start",
         "posts": "posts made after t=0",
@@ -265,6 +266,10 @@ class Recorder:
         self.tracked_nonfollower: list[int] = []
         self.tracked_hours_to: list[list[float]] = []
         self.sellout_s = np.full(len(world.products.names), np.nan)
+        # Planted accounts' followers as built (planted plus bought), and at t = 0 (after warm-up).
+        counts = world.follower_counts
+        self.followers_built = {name: int(counts[uid]) for name, uid in world.accounts.items()}
+        self.followers_t0: dict[str, int] | None = None
         self.n_impressions = 0
         self.sum_fraction = 0.0
         self.channel_counts = np.zeros(256, dtype=np.int64)
@@ -315,6 +320,8 @@ class Recorder:
     def snapshot(self, sim: Simulation, now: float) -> None:
         hours = now / 3600.0
         posts = self.posts
+        if self.followers_t0 is None and now >= 0:
+            self.followers_t0 = {name: int(sim.state.follower_counts[uid]) for name, uid in sim.world.accounts.items()}
         for name, pid in zip(self.tracked_names, self.tracked_ids, strict=True):
             for metric in ("views", "views_pool", "views_following", "views_reshare", "likes", "shares",
                            "purchases"):
@@ -430,16 +437,16 @@ class Recorder:
             rows.extend({"kind": kind, "entity": entity, "metric": k, "value": _none_if_nan(v)}
                         for k, v in values.items())
 
-        start = sim.world.follower_counts
         bought = {spec.name: spec.bought_followers for spec in self.exp.world.accounts}
+        at_t0 = self.followers_t0 or self.followers_built
         for name, uid in sim.world.accounts.items():
             mine = (p.author == uid) & (p.created_at >= 0)
             views = float(p.views[mine].sum())
-            followers = int(start[uid])
+            followers = at_t0[name]
             end = int(sim.state.follower_counts[uid])
             topics = np.bincount(p.topic[mine], minlength=len(self.world.topics))
             add("account", name, {
-                "followers_start": followers, "followers_end": end,
+                "followers_built": self.followers_built[name], "followers_start": followers, "followers_end": end,
                 "follower_growth": end / followers if followers else np.nan,
                 "posts": int(mine.sum()), "views": views,
                 "views_per_post": views / mine.sum() if mine.any() else np.nan,

@@ -317,3 +317,17 @@ def test_highlights_are_plotted_and_tabled_first_and_do_not_change_the_config_ha
     table = report[report.index("## Scenario measures"):]
     first_row = next(line for line in table.splitlines() if line.startswith("| `"))
     assert "account.artist.follower_growth" in first_row
+
+
+def test_account_measures_count_followers_from_t0_not_from_the_merged_graph() -> None:
+    exp = make_experiment(SONG, {"behavior": {"follow_intercept": -3.0}})  # follows are common
+    sim = run_simulation(exp, "content")
+    m = measures(sim)
+    series = sim.recorder.tables["timeseries"].to_pydict()
+    at_zero = [v for h, e, k, v in zip(series["time_h"], series["entity"], series["metric"], series["value"],
+                                       strict=True) if e == "artist" and k == "followers" and h == 0.0]
+    assert m[("account", "artist", "followers_built")] == 10
+    assert m[("account", "artist", "followers_start")] == at_zero[0]
+    assert m[("account", "artist", "followers_end")] > m[("account", "artist", "followers_start")]
+    assert m[("account", "artist", "follower_growth")] == pytest.approx(
+        m[("account", "artist", "followers_end")] / m[("account", "artist", "followers_start")])
