@@ -87,6 +87,7 @@ SCHEMAS: dict[str, list[Column]] = {
         ("authenticity", pa.float32(), "", "1 = real, 0 = retouched"),
         ("length_s", pa.float32(), "s", "post length"),
         ("event", pa.string(), "", "scenario event name (null: background post)"),
+        ("product", pa.string(), "", "product the post sells (null: none)"),
         ("views", pa.int32(), "impressions", "views"),
         ("likes", pa.int32(), "", "likes"), ("comments", pa.int32(), "", "comments"),
         ("shares", pa.int32(), "", "shares (reshares to followers)"),
@@ -357,6 +358,7 @@ class Recorder:
             "post_id": np.arange(len(p)), "author_id": p.author, "author_followers_at_post": p.author_followers_at_post,
             "created_at": p.created_at, "topic": topics[p.topic], "quality": p.quality,
             "authenticity": p.authenticity, "length_s": p.length_s, "event": events[p.event],
+            "product": np.asarray(list(self.world.products.names) + [None], dtype=object)[p.product],
         }  # fmt: skip
         for name in ("views", "likes", "comments", "shares", "follows", "purchases", "completions", "watch_s",
                      "views_following", "views_reshare", "views_pool", "views_explore", "views_other",
