@@ -342,6 +342,7 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.C
         lines += _md_table(["Metric"] + [f"{lb} − {ctx.baseline}" for lb in others], rows) + [""]
 
     lines += _measures_section(tables.get("summary"), ctx, list(config.get("highlights") or []))
+    lines += _conversion_section(tables["posts"], ctx)
 
     lines += ["## Figures", "",
               "Each figure is in `plots/` as PNG (200 dpi, 16:9) and SVG; its headline is computed from the data. "
@@ -364,6 +365,49 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.C
     if manifest.get("git_revision"):
         lines += [f"Code revision: `{manifest['git_revision']}`.", ""]
     return "\n".join(lines)
+
+
+def pooled_conversion_slope(posts: pa.Table, ranker: str, seed: int, min_views: int = 50,
+                            n_boot: int = 2000) -> tuple[float, float, float, int]:
+    """Purchases per view against comments per view over every product post of a ranker with at
+    least ``min_views`` views, pooled over replicates: the OLS slope and a 95% bootstrap interval
+    that resamples whole replicates (posts of one run are not independent).  Returns (slope, low,
+    high, posts); nan where there are too few posts."""
+    if "product" not in posts.column_names:
+        return float("nan"), float("nan"), float("nan"), 0
+    keep = pc.and_(pc.and_(pc.equal(posts["ranker"], ranker), pc.is_valid(posts["product"])),
+                   pc.greater_equal(posts["views"], min_views))
+    t = posts.filter(keep)
+    views = plots.column(t, "views").astype(float)
+    x, y = plots.column(t, "comments") / np.maximum(views, 1), plots.column(t, "purchases") / np.maximum(views, 1)
+    rep = plots.column(t, "replicate")
+    slope = metrics.linear_slope(x, y)
+    reps = np.unique(rep)
+    if len(reps) < 2 or not np.isfinite(slope):
+        return slope, float("nan"), float("nan"), len(x)
+    rows = {r: np.flatnonzero(rep == r) for r in reps}
+    rng = np.random.default_rng(seed)
+    boot = [metrics.linear_slope(x[idx], y[idx]) for idx in
+            (np.concatenate([rows[r] for r in rng.choice(reps, len(reps))]) for _ in range(n_boot))]
+    lo, hi = np.nanquantile(boot, [0.025, 0.975])
+    return slope, float(lo), float(hi), len(x)
+
+
+def _conversion_section(posts: pa.Table, ctx: plots.Context) -> list[str]:
+    if "product" not in posts.column_names or posts.column("product").null_count == posts.num_rows:
+        return []
+    rows = []
+    for label in ctx.ordered(list(map(str, plots.column(posts, "ranker")))):
+        slope, lo, hi, n = pooled_conversion_slope(posts, label, ctx.seed)
+        if n:
+            rows.append([label, str(n), f"{slope:+.3f}", f"[{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else "n/a"])
+    if not rows:
+        return []
+    return ["### Conversion and comments", "",
+            "Purchases per view against comments per view, over every product post with at least 50 views, "
+            "pooled over replicates: OLS slope and a 95% bootstrap interval that resamples whole replicates "
+            f"(`numpy.random.default_rng({ctx.seed})`). A positive slope: posts that start conversations sell "
+            "more per view.", ""] + _md_table(["ranker", "product posts", "slope", "95% CI"], rows) + [""]
 
 
 def _measures_section(summary: pa.Table | None, ctx: plots.Context, highlights: list[str]) -> list[str]:

@@ -331,3 +331,22 @@ def test_account_measures_count_followers_from_t0_not_from_the_merged_graph() ->
     assert m[("account", "artist", "followers_end")] > m[("account", "artist", "followers_start")]
     assert m[("account", "artist", "follower_growth")] == pytest.approx(
         m[("account", "artist", "followers_end")] / m[("account", "artist", "followers_start")])
+
+
+def test_pooled_conversion_slope_recovers_a_known_slope_and_resamples_replicates() -> None:
+    import pyarrow as pa
+
+    from sim.report import pooled_conversion_slope
+
+    rng = np.random.default_rng(1)
+    n = 400
+    views = rng.integers(60, 5000, n)
+    comments = rng.binomial(views, rng.uniform(0.001, 0.02, n))
+    purchases = rng.binomial(views, 0.001 + 0.5 * comments / views)
+    posts = pa.table({"ranker": ["content"] * n, "replicate": np.repeat(np.arange(8), n // 8),
+                      "product": ["soap"] * (n - 10) + [None] * 10, "views": views, "comments": comments,
+                      "purchases": purchases})
+    slope, lo, hi, used = pooled_conversion_slope(posts, "content", seed=3)
+    assert used == n - 10
+    assert lo < 0.5 < hi and 0.3 < slope < 0.7
+    assert (slope, lo, hi) == pooled_conversion_slope(posts, "content", seed=3)[:3]  # seeded
