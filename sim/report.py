@@ -23,10 +23,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sim import metrics, plots
-from sim.recording import SCHEMAS
+from sim.recording import SCHEMAS, schema
 from sim.runner import measure_columns
 
 REQUIRED = ("runs", "focal", "posts", "promotions", "timeseries")
+#: Columns added after results were first written: older folders still report, with nulls there.
+ADDED_LATER = {("posts", "product")}
 SWEEP_METRICS = ("focal_reach_ratio", "low_follower_breakout_rate", "views_gini", "median_daily_watch_min")
 
 
@@ -59,6 +61,9 @@ def load_table(path: Path, table: str) -> pa.Table:
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ReportError(f"{path}: not a readable Parquet file ({exc})") from exc
     missing = [name for name, _, _, _ in SCHEMAS[table] if name not in t.column_names]
+    for name in [m for m in missing if (table, m) in ADDED_LATER]:
+        t = t.append_column(name, pa.nulls(t.num_rows, type=schema(table).field(name).type))
+        missing.remove(name)
     if missing:
         raise ReportError(f"{path}: missing column(s) {', '.join(missing)} of the '{table}' table")
     return t
