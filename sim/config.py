@@ -64,8 +64,8 @@ class PlantedAccount:
     followers: int = knob(desc="exact number of (real, active) followers at t=0", lo=0)
     topic: str = knob(desc="the account's micro-community (a topic name)")
     posting_rate: float = knob(0.0, "background posts per day besides scenario posts", lo=0, unit="1/day")
-    bought_followers: int = knob(0, "inactive (bought) followers added at t=0; they never watch, but the "
-                                 "follower count users see includes them", lo=0)
+    bought_followers: int = knob(0, "inactive (bought) followers added when the world is built; they never "
+                                 "watch, but the follower count users see includes them", lo=0)
     authenticity: float = knob(-1.0, "authenticity of the account's background posts (-1: drawn like "
                                "everyone's; 0 = retouched, 1 = real)", lo=-1, hi=1)
     quality_quantile: float = knob(-1.0, "quality of its background posts as a population quantile (-1: its "
@@ -419,6 +419,8 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
         for j, topic in enumerate(acc.topics):
             if topic not in topics:
                 problems.append(f"world.accounts[{i}].topics[{j}]: unknown topic {topic!r}")
+        if acc.listen_rate > 0 and not acc.topics:
+            problems.append(f"world.accounts[{i}].listen_rate: a listening account needs 'topics' to choose among")
         if acc.product and acc.product not in products:
             problems.append(f"world.accounts[{i}].product: unknown product {acc.product!r} "
                             f"(known: {', '.join(products) or 'none'})")

@@ -189,6 +189,12 @@ def test_list_index_overrides_address_one_table() -> None:
         apply_overrides(table, {"world.accounts[2].followers": 5}, "x.toml")
 
 
+def test_a_listening_account_needs_topics() -> None:
+    with pytest.raises(ConfigError, match=r"world.accounts\[0\].listen_rate: a listening account needs 'topics'"):
+        make_experiment({"world": {"accounts": [{"name": "a", "followers": 1, "topic": "#crafttok",
+                                                 "listen_rate": 1.0}]}})
+
+
 def test_baseline_point_must_name_a_sweep_point() -> None:
     with pytest.raises(ConfigError, match="baseline_point: 3 is not a sweep point"):
         make_experiment({"baseline_point": 3, "sweep": {"world.homophily": [0.5, 0.7]}})
