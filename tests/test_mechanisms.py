@@ -28,6 +28,17 @@ def measures(sim: Simulation) -> dict[tuple[str, str, str], float | None]:
     return {(k, e, m): v for k, e, m, v in zip(t["kind"], t["entity"], t["metric"], t["value"], strict=True)}
 
 
+def content_sim_with_two_posts(*changes: dict) -> tuple[Simulation, np.ndarray]:  # type: ignore[type-arg]
+    """A content-ranker simulation, not run, with two fresh posts that have entered stage 0."""
+    exp = make_experiment(*changes)
+    sim = Simulation(exp, spec_of(exp, "content"), 0)
+    sim.ranker.start(sim.state)
+    ids = sim.add_posts({"author": np.array([5, 6]), "topic": np.zeros(2, int), "quality": np.zeros(2),
+                         "authenticity": np.ones(2), "length_s": np.full(2, 30.0)}, 0.0)
+    sim.ranker.review(0.0)  # both enter stage 0
+    return sim, ids
+
+
 # --------------------------------------------------------------------------- sounds and derivatives
 
 
@@ -150,12 +161,7 @@ def test_bought_followers_leave_every_real_user_unchanged() -> None:
 
 
 def test_bought_likes_are_visible_but_pools_score_real_engagement_only() -> None:
-    exp = make_experiment(SCENARIO)
-    sim = Simulation(exp, spec_of(exp, "content"), 0)
-    sim.ranker.start(sim.state)
-    ids = sim.add_posts({"author": np.array([5, 6]), "topic": np.zeros(2, int), "quality": np.zeros(2),
-                         "authenticity": np.ones(2), "length_s": np.full(2, 30.0)}, 0.0)
-    sim.ranker.review(0.0)  # both enter stage 0
+    sim, ids = content_sim_with_two_posts(SCENARIO)
     sim.posts.cols["bought_likes"][ids[1]] = 10_000
     n = 40
     fb = Feedback(user=np.arange(n), post=np.repeat(ids, n // 2), channel=np.full(n, 10, np.int8),
@@ -245,12 +251,7 @@ def test_follower_suggestions_are_unseen_unfollowed_and_most_popular_first() -> 
 
 
 def test_follow_slots_skip_followed_posts_below_their_stage_mean() -> None:
-    exp = make_experiment(SONG)
-    sim = Simulation(exp, spec_of(exp, "content"), 0)
-    sim.ranker.start(sim.state)
-    ids = sim.add_posts({"author": np.array([5, 6]), "topic": np.zeros(2, int), "quality": np.zeros(2),
-                         "authenticity": np.ones(2), "length_s": np.full(2, 30.0)}, 0.0)
-    sim.ranker.review(0.0)
+    sim, ids = content_sim_with_two_posts(SONG)
     ranker = sim.ranker
     ranker.history[0] = np.full(100, 5.0)  # type: ignore[attr-defined]  # stage-0 mean score 5
     ranker.stage_n[ids] = 200  # type: ignore[attr-defined]

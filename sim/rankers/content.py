@@ -145,6 +145,10 @@ class ContentRanker(Ranker):
                 return float(self.history[s].mean())
         return 0.0
 
+    def _stage_means(self) -> np.ndarray:
+        """:meth:`_stage_mean` of every stage, shape ``(stages,)``."""
+        return np.array([self._stage_mean(s) for s in range(self.params.stages)])
+
     def review(self, now: float) -> PoolDecisions | None:
         st = self.state
         assert st is not None
@@ -182,7 +186,7 @@ class ContentRanker(Ranker):
             hist = np.concatenate([self.history[s], score[stage == s]])
             self.history[s] = hist[-p.score_history :]
         self.earned[posts] = np.maximum(self.earned[posts], stage + promoted)
-        self.standing[posts] = score - np.array([self._stage_mean(int(s)) for s in range(p.stages)])[stage]
+        self.standing[posts] = score - self._stage_means()[stage]
         top = stage + 1 >= p.stages
         self.stage[posts] = np.where(promoted & ~top, stage + 1, IN_POOL_NONE)
         self.stage_start[posts] = now
@@ -244,7 +248,7 @@ class ContentRanker(Ranker):
         """Engagement score minus the stage mean: smoothed over the current stage's impressions
         for posts in a pool, the last review's for the others (0 before any impression)."""
         p = self.params
-        means = np.array([self._stage_mean(s) for s in range(p.stages)])
+        means = self._stage_means()
         stage = self.stage[posts].astype(np.int64)
         live = stage >= 0
         mean = means[stage.clip(0)]
