@@ -30,6 +30,7 @@ report: setup
 
 bench: setup
 	$(BIN)/python -m sim bench --scaling --json
+	$(BIN)/python -m sim bench --jobs-scaling --json
 
 # The calibration table: run the standard world (resumes if finished; --force reruns it when the
 # calibrated defaults have changed since), then rebuild the table.

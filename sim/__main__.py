@@ -147,8 +147,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from sim import bench
 
     if args.jobs_scaling:
-        rows = bench.jobs_scaling(args.runs, args.users or 20_000, args.days or 0.25)
+        rows = bench.jobs_scaling(args.runs, args.users or 100_000, args.days or 0.5)
         print(bench.jobs_table(rows))
+        out = Path("results") / "bench"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "jobs_scaling.json").write_text(json.dumps(rows, indent=1) + "\n")
     elif args.scaling:
         rows = bench.scaling(args.days or 1.0, Path("results") / "bench")
         print(bench.table(rows))
@@ -196,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_schema)
     p = sub.add_parser("bench", help="engine impressions/s against a floor kernel, in one process; "
                        "or --jobs-scaling: a batch of runs on 1 and on all cores")
-    p.add_argument("--users", type=int, default=None, help="default 200,000 (--jobs-scaling: 20,000)")
-    p.add_argument("--days", type=float, default=None, help="default 1 (--jobs-scaling: 0.25)")
+    p.add_argument("--users", type=int, default=None, help="default 200,000 (--jobs-scaling: 100,000)")
+    p.add_argument("--days", type=float, default=None, help="default 1 (--jobs-scaling: 0.5)")
     p.add_argument("--scaling", action="store_true", help="50k to 1M users; writes results/bench/")
     p.add_argument("--jobs-scaling", action="store_true",
                    help="one batch of --runs identical runs with --jobs 1, then all cores: runs/s, speedup")

@@ -88,7 +88,7 @@ class Interrupted(RunnerError):
 
 #: Experiment fields that only say how results are presented: changing them does not make a
 #: results folder hold a different configuration (the manifest takes the file's current ones).
-PRESENTATION = ("highlights",)
+PRESENTATION = ("highlights", "description")
 
 
 def config_hash(exp: Experiment) -> str:
