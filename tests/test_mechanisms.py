@@ -12,7 +12,7 @@ from sim import behavior
 from sim.config import BehaviorConfig, ConfigError, apply_overrides, parse
 from sim.engine import SOUND_PAGE_WIDTH, Simulation
 from sim.metrics import summarise
-from sim.rankers.base import SOUND, Feedback
+from sim.rankers.base import EXPLORE, SOUND, Feedback
 from sim.runner import Runner, plan
 from sim.world import build_world
 
@@ -258,6 +258,38 @@ def test_follow_slots_skip_followed_posts_below_their_stage_mean() -> None:
     ranker.stage_sum[ids] = [200 * 8.0, 200 * 2.0]  # type: ignore[attr-defined]  # above / below the mean
     standing = ranker._standing(ids)  # type: ignore[attr-defined]
     assert standing[0] > 0 > standing[1]
+
+
+@pytest.mark.parametrize("retrieves", [False, True])
+def test_a_seen_pool_post_sends_the_slot_to_interest_retrieval(retrieves: bool) -> None:
+    # Topic 0 holds 40 posts out of the pools and two in stage 0, both already seen by a viewer
+    # whose only interest is topic 0.  Every slot draws a pool post of topic 0 (no retrieval
+    # share, no exploration, no follow slots, no uniform refill).
+    params = {"retrieval_share": 0.0, "explore_share": 0.0, "follow_share": 0.0, "fallback_oversample": 0,
+              "refill_rounds": 0, "pool_miss_retrieves": retrieves}
+    exp = make_experiment({"rankers": [{"name": "content", "params": params}]})
+    sim = Simulation(exp, spec_of(exp, "content"), 0)
+    ranker, st = sim.ranker, sim.state
+    ranker.start(st)
+    post = {"topic": np.zeros(40, int), "quality": np.zeros(40), "authenticity": np.ones(40),
+            "length_s": np.full(40, 30.0)}
+    old = sim.add_posts({"author": np.arange(100, 140), **post}, 0.0)
+    ranker.review(0.0)
+    ranker.stage[old] = -1  # type: ignore[attr-defined]  # out of the pools (retired)
+    pool = sim.add_posts({"author": np.array([5, 6]), **{k: v[:2] for k, v in post.items()}}, 0.0)
+    ranker.review(0.0)
+    viewer = 0
+    st.interest_cum[viewer] = 1.0  # all interest in topic 0
+    st.affinity[viewer] = 0.0
+    st.affinity[viewer, 0] = 1.0
+    st.seen.add(np.full(2, viewer), pool)
+    slate = ranker.rank(np.array([viewer]), 0.0, 8)
+    shown = slate.post_ids[0][slate.post_ids[0] >= 0]
+    if retrieves:  # each miss went to retrieval: a full slate of topic-0 posts out of the pools
+        assert len(shown) == 8 and set(shown) <= set(old.tolist())
+        assert (slate.channel[0] == EXPLORE).all()
+    else:  # each miss lost its candidate
+        assert len(shown) == 0
 
 
 # --------------------------------------------------------------------------- creators

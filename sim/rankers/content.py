@@ -14,7 +14,8 @@ Pools have priority: a slot draws a topic (by interest, or uniformly for
 ``explore_share`` of slots), then a pool stage whose audience includes the user
 (in proportion to the stage's posts times its target rate), then a post of
 that stage.  ``retrieval_share`` of slots, and slots with no eligible pool
-post, go to interest retrieval instead (a recent post of the topic, channel
+post (none in the cell; with ``pool_miss_retrieves``, also one the user has already
+seen), go to interest retrieval instead (a recent post of the topic, channel
 ``EXPLORE``: of ``retrieval_draws`` recent posts, the one that climbed
 highest in the pools, then the one whose engagement stands highest above its
 stage's mean); ``follow_share`` of slots show a followed account's post, if its
@@ -81,6 +82,11 @@ class ContentParams:
                                 "highest pool stage is shown (ties: the best engagement standing)", lo=1, hi=32)
     explore_share: float = knob(0.1, "share of slots whose topic is drawn uniformly, not by interest",
                                 lo=0, hi=1)
+    pool_miss_retrieves: bool = knob(False, "a slot whose pool draw the user cannot be shown (already "
+                                     "seen, own post) goes to interest retrieval in the same topic, as a "
+                                     "slot with no pool post does (off: the candidate is lost, and slates "
+                                     "short of interest candidates fill from uniformly drawn topics, which "
+                                     "matters in small worlds whose heavy viewers exhaust their pools)")
     follow_share: float = knob(0.05, "share of slots showing a followed account's post", lo=0, hi=1)
     follow_gate: bool = knob(True, "follow slots show a followed account's post only while its engagement "
                              "score is at least its stage's mean: For You judges followed posts by "
@@ -235,7 +241,7 @@ class ContentRanker(Ranker):
         follows = st.follows
         _draw_slates(
             np.ascontiguousarray(users, dtype=np.int64), n_interest, n_uniform,
-            p.explore_share, p.retrieval_share, p.follow_share, p.retrieval_draws,
+            p.explore_share, p.retrieval_share, p.follow_share, p.retrieval_draws, p.pool_miss_retrieves,
             st.interest_cum, st.affinity, self.audience_ascending,
             self.suffix_total, self.suffix_norm, self.pool_posts, self.pool_start, self.pool_count,
             st.topic_posts.items, st.topic_posts.head, self.merit, self.follow_ok,
@@ -282,7 +288,7 @@ class ContentRanker(Ranker):
 
 @numba.njit(cache=True)
 def _draw_slates(users, n_interest, n_uniform, explore_share, retrieval_share, follow_share,  # type: ignore[no-untyped-def]
-                 retrieval_draws, interest_cum, affinity, audience_ascending, suffix_total, suffix_norm,
+                 retrieval_draws, pool_miss_retrieves, interest_cum, affinity, audience_ascending, suffix_total, suffix_norm,
                  pool_posts, pool_start, pool_count, topic_items, topic_head, merit, follow_ok, indptr, indices,
                  author_items, author, seen_bits, seen_offset, seen_words, rng, out_ids, out_channel):
     """Fill ``out_ids`` / ``out_channel`` (shape ``(n, k)``, pre-filled with -1) row by row.
@@ -335,24 +341,35 @@ def _draw_slates(users, n_interest, n_uniform, explore_share, retrieval_share, f
                     if count > 0:
                         post = pool_posts[pool_start[topic, stage] + min(int(rng.random() * count), count - 1)]
                     channel = POOL + stage
+                    if pool_miss_retrieves and not _eligible(post, user, r, filled, author, seen_bits,
+                                                             seen_offset, seen_words, out_ids):
+                        # The pool post is not for this user (seen, own, already in the slate):
+                        # like a slot with no pool post, it goes to interest retrieval.
+                        post = _retrieve_one(topic, retrieval_draws, topic_items, topic_head, merit, rng)
+                        channel = EXPLORE
                 else:
                     post = _retrieve_one(topic, retrieval_draws, topic_items, topic_head, merit, rng)
                     channel = EXPLORE
-            if post < 0 or author[post] == user:
-                continue
-            word, mask = bloom_probe(user, post, seen_offset, seen_words)
-            if (seen_bits[word] & mask) == mask:
-                continue
-            repeat = False
-            for i in range(filled):
-                if out_ids[r, i] == post:
-                    repeat = True
-                    break
-            if repeat:
+            if not _eligible(post, user, r, filled, author, seen_bits, seen_offset, seen_words, out_ids):
                 continue
             out_ids[r, filled] = post
             out_channel[r, filled] = channel
             filled += 1
+
+
+@numba.njit(cache=True, inline="always")
+def _eligible(post, user, row, filled, author, seen_bits, seen_offset, seen_words, out_ids):  # type: ignore[no-untyped-def]
+    """Whether ``post`` may fill the next slot of ``user``'s row: a post, not the user's own, not
+    seen (the seen filter), not already in the row."""
+    if post < 0 or author[post] == user:
+        return False
+    word, mask = bloom_probe(user, post, seen_offset, seen_words)
+    if (seen_bits[word] & mask) == mask:
+        return False
+    for i in range(filled):
+        if out_ids[row, i] == post:
+            return False
+    return True
 
 
 @numba.njit(cache=True, inline="always")
