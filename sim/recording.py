@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 Column = tuple[str, pa.DataType, str, str]
 
+DAY = 86_400.0
+LATE_WINDOW_DAYS = 7.0  # "late" listening measures: posts made in the last week, at least a day old
+
 KEYS: list[Column] = [
     ("run_id", pa.string(), "", "run identifier: <ranker>[-p<sweep point>]-r<replicate>; sweeps add "
                                 "sweep_<key> columns to every table"),
@@ -229,6 +232,10 @@ MEASURES: dict[str, dict[str, str]] = {
         "listener_views_per_post": "median over listening planted accounts of their views per post",
         "steady_views_per_post": "median over the planted accounts with topic mixes that do not listen",
         "ratio": "listener_views_per_post / steady_views_per_post",
+        "listener_views_per_post_late": "as listener_views_per_post, over the posts made in the last week "
+                                        "that are at least a day old (where the learning has got to)",
+        "steady_views_per_post_late": "as steady_views_per_post, over the same late posts",
+        "ratio_late": "listener_views_per_post_late / steady_views_per_post_late",
     },
     "topic": {
         "creators_first_week": "accounts that posted in the topic in the first 7 days after t=0",
@@ -481,15 +488,26 @@ class Recorder:
                                     "top_decile_via_others": float((via_others[top] > 0.5).mean())})
         mixed = [a for a in self.exp.world.accounts if a.topics]
         if any(a.listen_rate > 0 for a in mixed) and any(a.listen_rate == 0 for a in mixed):
-            after = p.created_at >= 0
-            per_post = {}
-            for a in mixed:
-                own = after & (p.author == sim.world.accounts[a.name])
-                per_post[a.name] = metrics.share(float(p.views[own].sum()), int(own.sum()))
-            listen = float(np.nanmedian([per_post[a.name] for a in mixed if a.listen_rate > 0]))
-            steady = float(np.nanmedian([per_post[a.name] for a in mixed if a.listen_rate == 0]))
-            add("listening", "creators", {"listener_views_per_post": listen, "steady_views_per_post": steady,
-                                          "ratio": listen / steady if steady else np.nan})
+            horizon = self.exp.horizon_days * DAY
+            late_from = max(0.0, horizon - LATE_WINDOW_DAYS * DAY)
+
+            def median_views_per_post(listening: bool, start: float, end: float) -> float:
+                window = (p.created_at >= start) & (p.created_at < end)
+                values = [metrics.share(float(p.views[own].sum()), int(own.sum())) for a in mixed
+                          if (a.listen_rate > 0) == listening
+                          for own in [window & (p.author == sim.world.accounts[a.name])]]
+                return float(np.nanmedian(values)) if not np.isnan(values).all() else np.nan
+
+            listen = median_views_per_post(True, 0.0, np.inf)
+            steady = median_views_per_post(False, 0.0, np.inf)
+            listen_late = median_views_per_post(True, late_from, horizon - DAY)
+            steady_late = median_views_per_post(False, late_from, horizon - DAY)
+            add("listening", "creators", {
+                "listener_views_per_post": listen, "steady_views_per_post": steady,
+                "ratio": listen / steady if steady else np.nan,
+                "listener_views_per_post_late": listen_late, "steady_views_per_post_late": steady_late,
+                "ratio_late": listen_late / steady_late if steady_late else np.nan,
+            })  # fmt: skip
         if self.exp.recording.topic_measures:
             self._topic_measures(sim, add)
         products = sim.world.products

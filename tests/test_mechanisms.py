@@ -315,6 +315,26 @@ def test_a_listening_creator_moves_toward_the_topic_its_audience_rewarded() -> N
     assert after[[t for t in range(len(after)) if t not in (craft, plant)]].sum() == 0  # only its own topics
 
 
+def test_listening_measures_compare_views_per_post_overall_and_late() -> None:
+    topics = ["#crafttok", "#planttok"]
+    accounts = [{"name": name, "followers": 10, "topic": "#crafttok", "topics": topics, "posting_rate": 12.0,
+                 "listen_rate": rate} for name, rate in [("ear", 1.0), ("deaf", 0.0)]]
+    sim = run_simulation(make_experiment({"horizon_days": 1.5, "world": {"accounts": accounts}}), "content")
+    m = measures(sim)
+    p = sim.posts
+    day = 86_400.0
+
+    def per_post(name: str, start: float, end: float) -> float:
+        own = (p.author == sim.world.accounts[name]) & (p.created_at >= start) & (p.created_at < end)
+        assert own.sum() > 3
+        return float(p.views[own].sum() / own.sum())
+
+    late = (0.0, 0.5 * day)  # the last week (all of it here) less the last day
+    assert m["listening", "creators", "listener_views_per_post"] == per_post("ear", 0.0, np.inf)
+    assert m["listening", "creators", "steady_views_per_post_late"] == per_post("deaf", *late)
+    assert m["listening", "creators", "ratio_late"] == pytest.approx(per_post("ear", *late) / per_post("deaf", *late))
+
+
 def test_users_who_engage_enough_with_a_topic_start_posting_in_it() -> None:
     exp = make_experiment({"behavior": {"inspire_rate": 1.0, "inspire_engagements": 5}})
     sim = Simulation(exp, spec_of(exp, "content"), 0)
