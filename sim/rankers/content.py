@@ -288,9 +288,9 @@ class ContentRanker(Ranker):
 
 @numba.njit(cache=True)
 def _draw_slates(users, n_interest, n_uniform, explore_share, retrieval_share, follow_share,  # type: ignore[no-untyped-def]
-                 retrieval_draws, pool_miss_retrieves, interest_cum, affinity, audience_ascending, suffix_total, suffix_norm,
-                 pool_posts, pool_start, pool_count, topic_items, topic_head, merit, follow_ok, indptr, indices,
-                 author_items, author, seen_bits, seen_offset, seen_words, rng, out_ids, out_channel):
+                 retrieval_draws, pool_miss_retrieves, interest_cum, affinity, audience_ascending, suffix_total,
+                 suffix_norm, pool_posts, pool_start, pool_count, topic_items, topic_head, merit, follow_ok, indptr,
+                 indices, author_items, author, seen_bits, seen_offset, seen_words, rng, out_ids, out_channel):
     """Fill ``out_ids`` / ``out_channel`` (shape ``(n, k)``, pre-filled with -1) row by row.
 
     Candidate j of a row is an interest candidate for ``j < n_interest`` (its topic drawn from the
