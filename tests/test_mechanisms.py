@@ -362,13 +362,15 @@ def test_an_adopted_sound_reaches_listeners_through_other_creators_posts(duet_ru
     assert duet_run.listeners_via_artist[0] < duet_run.listened[0].sum()
 
 
-def test_highlights_are_plotted_and_tabled_first_and_do_not_change_the_config_hash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_highlights_are_plotted_first_and_presentation_keys_do_not_change_the_config_hash(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from sim.report import build
     from sim.runner import config_hash
 
     change = {"horizon_days": 0.1, "world": {"users": 1500}}
     exp = make_experiment(SONG, change, {"highlights": ["account.artist.follower_growth"]})
     assert config_hash(exp) == config_hash(make_experiment(SONG, change))
+    assert config_hash(exp) == config_hash(make_experiment(SONG, change, {"description": "Reworded."}))
+    assert config_hash(exp) != config_hash(make_experiment(SONG, change, {"seed": 12}))
     runner = Runner(exp, tmp_path, jobs=1)
     runner.run(plan(runner.points))
     report = build(tmp_path).read_text()
