@@ -327,6 +327,11 @@ class Runner:
         (self.out / "runs").mkdir(exist_ok=True)
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text())
+            revision = _git_revision()
+            if manifest.get("git_revision") and revision and manifest["git_revision"] != revision:
+                self.progress(f"warning: {self.out} was started at revision {manifest['git_revision'][:10]}, this "
+                              f"is {revision[:10]}: finished runs are kept, and a model change in between "
+                              f"would mix into the results (--force reruns them all)")
             current = to_dict(self.exp)
             manifest["config"].update({k: current[k] for k in PRESENTATION})
             return manifest
@@ -430,8 +435,16 @@ class Runner:
         for name in TABLES:
             tables = [pq.read_table(d / f"{name}.parquet") for d in run_dirs]
             if tables:
+                try:
+                    combined = pa.concat_tables(tables)
+                except pa.ArrowInvalid as e:
+                    odd = next((d.name for d, t in zip(run_dirs, tables, strict=True) if t.schema != tables[0].schema),
+                               run_dirs[-1].name)
+                    raise RunnerError(
+                        f"{self.out}: run {odd}'s {name} table has other columns than run {run_dirs[0].name}'s "
+                        f"(runs written by different feedsim versions); rerun with --force") from e
                 tmp = self.out / f".{name}.parquet.tmp"
-                write_parquet(pa.concat_tables(tables), tmp)
+                write_parquet(combined, tmp)
                 os.replace(tmp, self.out / f"{name}.parquet")
         self._summary()
         imp_root = self.out / "impressions"

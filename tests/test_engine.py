@@ -437,3 +437,28 @@ def test_interrupted_run_resumes_to_identical_results(runner_outputs, tmp_path) 
     assert not list((out / "runs").glob("*.tmp"))
     for f in _parquet_files(a):
         assert f.read_bytes() == (out / f.relative_to(a)).read_bytes(), f.relative_to(a)
+
+
+def test_resuming_runs_of_another_version_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Runs written by another feedsim version: the resume warns about the revision, and tables
+    that no longer line up stop the batch with a clear error instead of an Arrow traceback."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from sim.runner import RunnerError, _git_revision
+
+    exp = make_experiment({"world": {"users": 500}, "horizon_days": 0.05, "warmup_hours": 0.5})
+    keys = plan(points(exp))
+    out = tmp_path / "old"
+    Runner(exp, out, jobs=1, progress=lambda line: None).run(keys[:1])
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["git_revision"] = "0" * 40
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    first = out / "runs" / keys[0].run_id(points(exp)) / "posts.parquet"
+    pq.write_table(pq.read_table(first).drop_columns(["product"]), first)  # as before a column was added
+    lines: list[str] = []
+    with pytest.raises(RunnerError, match=r"posts table has other columns.*different feedsim versions.*--force"):
+        Runner(exp, out, jobs=1, progress=lines.append).run(keys)
+    if _git_revision() is not None:  # a checkout: the resume names both revisions
+        assert any("was started at revision 0000000000" in line for line in lines)
