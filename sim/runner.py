@@ -241,9 +241,13 @@ def ray_cluster(address: str | None) -> Executor:
                 except ray.exceptions.RayError as exc:  # the worker died; the run's own errors are caught in it
                     yield RunOutcome(run_ids[done[0]], error=f"Ray lost the run: {exc}")
         finally:
+            # Not force=True: killing a worker whose result is already on its way trips a check in
+            # Ray's task manager (2.60: "Tried to complete task that was not pending") and aborts the
+            # driver.  A plain cancel interrupts the run in its worker (KeyboardInterrupt), or is a
+            # no-op for a run that has just finished, so each task ends exactly once.
             for ref in pending:
-                ray.cancel(ref, force=True)
-            if pending:  # the cancelled runs' workers are gone before the driver clears their folders
+                ray.cancel(ref, force=False)
+            if pending:  # the cancelled runs have stopped before the driver clears their folders
                 ray.wait(pending, num_returns=len(pending), timeout=30)
             if connected_here:
                 ray.shutdown()
