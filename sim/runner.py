@@ -436,19 +436,18 @@ class Runner:
         """Concatenate every finished run's tables (in plan order) into the top-level tables."""
         run_dirs = [self.out / "runs" / k.run_id(self.points) for k in plan(self.points)]
         run_dirs = [d for d in run_dirs if d.exists()]
+        for name in TABLES:  # every schema checked before any combined table is replaced
+            schemas = [pq.read_schema(d / f"{name}.parquet") for d in run_dirs]
+            odd = next((d.name for d, sch in zip(run_dirs, schemas, strict=True) if sch != schemas[0]), None)
+            if odd is not None:
+                raise RunnerError(
+                    f"{self.out}: run {odd}'s {name} table has other columns than run {run_dirs[0].name}'s "
+                    f"(runs written by different feedsim versions); rerun with --force")
         for name in TABLES:
             tables = [pq.read_table(d / f"{name}.parquet") for d in run_dirs]
             if tables:
-                try:
-                    combined = pa.concat_tables(tables)
-                except pa.ArrowInvalid as e:
-                    odd = next((d.name for d, t in zip(run_dirs, tables, strict=True) if t.schema != tables[0].schema),
-                               run_dirs[-1].name)
-                    raise RunnerError(
-                        f"{self.out}: run {odd}'s {name} table has other columns than run {run_dirs[0].name}'s "
-                        f"(runs written by different feedsim versions); rerun with --force") from e
                 tmp = self.out / f".{name}.parquet.tmp"
-                write_parquet(combined, tmp)
+                write_parquet(pa.concat_tables(tables), tmp)
                 os.replace(tmp, self.out / f"{name}.parquet")
         self._summary()
         imp_root = self.out / "impressions"
