@@ -25,6 +25,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from sim import metrics
+from sim.config import DAY
 
 RANKERS = ("content", "follower")
 #: Posts at least this old at the horizon enter the time-to-half-views estimate.
@@ -216,7 +217,7 @@ def run_aggregates(out: Path) -> dict[str, dict[str, Any]]:
     promotions_table = pq.read_table(out / "promotions.parquet", columns=["run_id", "stage", "impressions",
                                                                            "promoted"])
     manifest = json.loads((out / "manifest.json").read_text())
-    horizon_s = float(manifest["config"]["horizon_days"]) * 86400.0
+    horizon_s = float(manifest["config"]["horizon_days"]) * DAY
     sampled = _impressions(out)
     post_runs = np.asarray(posts_table["run_id"].to_pylist(), dtype=object)
     promo_runs = np.asarray(promotions_table["run_id"].to_pylist(), dtype=object)

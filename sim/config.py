@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+DAY = 86_400.0  # seconds in a simulated day
+
 DEFAULT_TOPIC_NAMES = (
     "#beautytok", "#crafttok", "#planttok", "#DIYtok", "#booktok", "#foodtok", "#fittok",
     "#gamingtok", "#dancetok", "#comedytok", "#musictok", "#pettok", "#traveltok",
@@ -274,7 +276,7 @@ class Experiment:
 
     @property
     def horizon_s(self) -> float:
-        return self.horizon_days * 86400.0
+        return self.horizon_days * DAY
 
 
 # --------------------------------------------------------------------------- parsing

@@ -15,7 +15,7 @@ import numpy as np
 import simpy
 
 from sim import behavior
-from sim.config import Experiment, RankerSpec
+from sim.config import DAY, Experiment, RankerSpec
 from sim.rankers import Feedback, Ranker, resolve_ranker
 from sim.rankers.base import SOUND, Slate, channel_group, duplicate_in_row, first_k_valid
 from sim.recording import Recorder
@@ -23,7 +23,6 @@ from sim.rng import streams
 from sim.state import PlatformState, SeenFilter
 from sim.world import NO_ID, Posts, Sounds, World, build_world, draw_posts, quality_at_quantile
 
-DAY = 86400.0
 FIRST_SLATE = 8
 MAX_SLATE = 64
 MERGE_FOLLOWS_HOURS = 6.0

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from sim import metrics
+from sim.config import DAY
 from sim.rankers.base import CHANNEL_NAMES, FOLLOWING, POOL, RESHARE, Feedback, PoolDecisions
 from sim.rng import streams
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 Column = tuple[str, pa.DataType, str, str]
 
-DAY = 86_400.0
 LATE_WINDOW_DAYS = 7.0  # "late" listening measures: posts made in the last week, at least a day old
 
 KEYS: list[Column] = [
@@ -488,14 +488,18 @@ class Recorder:
                                     "top_decile_via_others": float((via_others[top] > 0.5).mean())})
         mixed = [a for a in self.exp.world.accounts if a.topics]
         if any(a.listen_rate > 0 for a in mixed) and any(a.listen_rate == 0 for a in mixed):
-            horizon = self.exp.horizon_days * DAY
+            horizon = self.exp.horizon_s
             late_from = max(0.0, horizon - LATE_WINDOW_DAYS * DAY)
 
             def median_views_per_post(listening: bool, start: float, end: float) -> float:
+                """Median over the listening (or steady) accounts of their views per post made in
+                [start, end); nan where none of them posted then."""
                 window = (p.created_at >= start) & (p.created_at < end)
-                values = [metrics.share(float(p.views[own].sum()), int(own.sum())) for a in mixed
-                          if (a.listen_rate > 0) == listening
-                          for own in [window & (p.author == sim.world.accounts[a.name])]]
+                values = []
+                for a in mixed:
+                    if (a.listen_rate > 0) == listening:
+                        own = window & (p.author == sim.world.accounts[a.name])
+                        values.append(metrics.share(float(p.views[own].sum()), int(own.sum())))
                 return float(np.nanmedian(values)) if not np.isnan(values).all() else np.nan
 
             listen = median_views_per_post(True, 0.0, np.inf)
@@ -536,7 +540,7 @@ class Recorder:
 
     def _topic_measures(self, sim: Simulation, add: Any) -> None:
         p = self.posts
-        week, horizon = 7 * 86400.0, sim.exp.horizon_s
+        week, horizon = 7 * DAY, sim.exp.horizon_s
         first = (p.created_at >= 0) & (p.created_at < week)
         last = p.created_at >= horizon - week
         inspired = np.bincount(sim.inspired_topic[sim.inspired_topic >= 0], minlength=len(self.world.topics))

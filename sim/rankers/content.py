@@ -310,6 +310,7 @@ def _draw_slates(users, n_interest, n_uniform, explore_share, retrieval_share, f
             channel = FOLLOWING
             post = -1
             degree = 0
+            eligible = False  # known eligible already (a pool draw checked for pool_miss_retrieves)
             if follow_share > 0 and rng.random() < follow_share:
                 start = indptr[user]
                 degree = indptr[user + 1] - start
@@ -341,16 +342,19 @@ def _draw_slates(users, n_interest, n_uniform, explore_share, retrieval_share, f
                     if count > 0:
                         post = pool_posts[pool_start[topic, stage] + min(int(rng.random() * count), count - 1)]
                     channel = POOL + stage
-                    if pool_miss_retrieves and not _eligible(post, user, r, filled, author, seen_bits,
-                                                             seen_offset, seen_words, out_ids):
-                        # The pool post is not for this user (seen, own, already in the slate):
-                        # like a slot with no pool post, it goes to interest retrieval.
-                        post = _retrieve_one(topic, retrieval_draws, topic_items, topic_head, merit, rng)
-                        channel = EXPLORE
+                    if pool_miss_retrieves:
+                        eligible = _eligible(post, user, r, filled, author, seen_bits, seen_offset, seen_words,
+                                             out_ids)
+                        if not eligible:
+                            # The pool post is not for this user (seen, own, already in the slate):
+                            # like a slot with no pool post, it goes to interest retrieval.
+                            post = _retrieve_one(topic, retrieval_draws, topic_items, topic_head, merit, rng)
+                            channel = EXPLORE
                 else:
                     post = _retrieve_one(topic, retrieval_draws, topic_items, topic_head, merit, rng)
                     channel = EXPLORE
-            if not _eligible(post, user, r, filled, author, seen_bits, seen_offset, seen_words, out_ids):
+            if not eligible and not _eligible(post, user, r, filled, author, seen_bits, seen_offset, seen_words,
+                                              out_ids):
                 continue
             out_ids[r, filled] = post
             out_channel[r, filled] = channel
