@@ -10,6 +10,7 @@ batch; every event in a window sees the state as of the window's start.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import simpy
@@ -31,6 +32,10 @@ LISTEN_MIN_VIEWS = 20  # a post's reception counts for a listening creator once 
 SOUND_PAGE_WIDTH = 16  # posts of a sound considered for its page: the original, then the most viewed
 #: Product sales by the channel group of the impression that sold them (Products.sold_by_channel).
 SALES_CHANNELS = ("following", "for_you", "sound", "other")
+
+
+class RunStopped(Exception):
+    """A run was asked to stop before its horizon (:meth:`Simulation.run`'s ``stop``)."""
 
 
 class Simulation:
@@ -101,10 +106,17 @@ class Simulation:
 
     # ------------------------------------------------------------------ processes
 
-    def run(self) -> Recorder:
-        """Run to the horizon; returns the recorder holding the result tables."""
+    def run(self, stop: Callable[[], bool] | None = None) -> Recorder:
+        """Run to the horizon; returns the recorder holding the result tables.
+
+        ``stop``, if given, is asked once a tick whether to give up; when it says so the run
+        raises :class:`RunStopped` (how a batch on a cluster is interrupted without killing
+        workers).  Asking it changes nothing in the results.
+        """
         started = time.perf_counter()
         env = self.env
+        if stop is not None:
+            env.process(self.stop_checks(stop))
         self.ranker.start(self.state)
         env.process(self.posting())
         for i, event in enumerate(self.exp.events):
@@ -120,6 +132,12 @@ class Simulation:
         self.wall_s = time.perf_counter() - started
         self.recorder.finish(self)
         return self.recorder
+
+    def stop_checks(self, stop: Callable[[], bool]):  # type: ignore[no-untyped-def]
+        """Raise :class:`RunStopped` at the first tick at which ``stop()`` is true."""
+        while not stop():
+            yield self.env.timeout(self.dt)
+        raise RunStopped(f"stopped at t = {self.env.now / 3600.0:,.1f} h")
 
     def posting(self):  # type: ignore[no-untyped-def]
         """Background posts (creators post at their heavy-tailed rates) and derivative posts

@@ -129,13 +129,15 @@ def sweep_columns(params: dict[str, Any]) -> dict[str, Any]:
     return {"sweep_" + re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_"): value for key, value in params.items()}
 
 
-def execute(point: Point, key: RunKey, run_dir: Path, run_id: str) -> RunOutcome:
-    """Run one simulation and write its tables to ``run_dir`` atomically."""
+def execute(point: Point, key: RunKey, run_dir: Path, run_id: str,
+            stop: Callable[[], bool] | None = None) -> RunOutcome:
+    """Run one simulation and write its tables to ``run_dir`` atomically.  ``stop``: see
+    :meth:`sim.engine.Simulation.run`."""
     from sim.engine import Simulation
 
     spec: RankerSpec = point.exp.rankers[key.ranker]
     sim = Simulation(point.exp, spec, key.replicate, run_id=run_id)
-    recorder = sim.run()
+    recorder = sim.run(stop)
     tmp = run_dir.with_name(run_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -151,9 +153,16 @@ def execute(point: Point, key: RunKey, run_dir: Path, run_id: str) -> RunOutcome
     return RunOutcome(run_id, sim.impressions, sim.wall_s)
 
 
-def _execute_safely(point: Point, key: RunKey, run_dir: Path, run_id: str) -> RunOutcome:
+def _execute_safely(point: Point, key: RunKey, run_dir: Path, run_id: str,
+                    stop: Callable[[], bool] | None = None) -> RunOutcome:
+    from sim.engine import RunStopped
+
+    if stop is not None and stop():  # queued behind the runs in flight when the batch was stopped
+        return RunOutcome(run_id, error="not started: the batch was stopped")
     try:
-        return execute(point, key, run_dir, run_id)
+        return execute(point, key, run_dir, run_id, stop)
+    except RunStopped as exc:
+        return RunOutcome(run_id, error=f"not finished: {exc}")
     except Exception:  # a user's ranker may raise anything; report it with its run and parameters
         spec = point.exp.rankers[key.ranker]
         where = f"ranker {spec.label or spec.name} ({spec.name}), replicate {key.replicate}"
@@ -212,6 +221,23 @@ def processes(workers: int) -> Executor:
     return run
 
 
+class StopFile:
+    """True once ``path`` exists: how a driver asks runs on other machines to stop.  Looks at
+    most every ``every_s`` seconds, so a shared filesystem is not asked once a tick."""
+
+    def __init__(self, path: Path, every_s: float = 0.5):
+        self.path = path
+        self.every_s = every_s
+        self._next = 0.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self.every_s
+        return self.path.exists()
+
+
 def ray_cluster(address: str | None) -> Executor:
     """Runs spread over a Ray cluster, one CPU and a fresh worker process per run.
 
@@ -231,7 +257,10 @@ def ray_cluster(address: str | None) -> Executor:
         if connected_here:
             ray.init(address=address, logging_level=logging.WARNING)
         remote = ray.remote(num_cpus=1, max_calls=1)(_execute_safely)
-        run_ids = {remote.remote(*job): job[3] for job in jobs}
+        # One name per batch, beside the runs (every node sees the results folder): a file left by
+        # a driver killed outright never stops a later batch.
+        stop = jobs[0][2].parent.parent / f".stop-{os.getpid()}-{time.time_ns()}"
+        run_ids = {remote.remote(*job, StopFile(stop)): job[3] for job in jobs}
         pending = list(run_ids)
         try:
             while pending:
@@ -241,14 +270,15 @@ def ray_cluster(address: str | None) -> Executor:
                 except ray.exceptions.RayError as exc:  # the worker died; the run's own errors are caught in it
                     yield RunOutcome(run_ids[done[0]], error=f"Ray lost the run: {exc}")
         finally:
-            # Not force=True: killing a worker whose result is already on its way trips a check in
-            # Ray's task manager (2.60: "Tried to complete task that was not pending") and aborts the
-            # driver.  A plain cancel interrupts the run in its worker (KeyboardInterrupt), or is a
-            # no-op for a run that has just finished, so each task ends exactly once.
-            for ref in pending:
-                ray.cancel(ref, force=False)
-            if pending:  # the cancelled runs have stopped before the driver clears their folders
-                ray.wait(pending, num_returns=len(pending), timeout=30)
+            # Interrupted: the runs in flight stop themselves at their next tick, and those not yet
+            # started stop at their first, each ending as a task that returned.  Not ray.cancel: a
+            # cancel racing a task's completion trips a check in Ray's task manager (2.60, with
+            # force=True or not: "Tried to complete task that was not pending") and aborts the
+            # driver.  Waiting for them means no run writes a folder after the driver has cleared.
+            if pending:
+                stop.touch()
+                ray.wait(pending, num_returns=len(pending), timeout=120)
+                stop.unlink(missing_ok=True)
             if connected_here:
                 ray.shutdown()
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import SCENARIO, add_posts, hand_state, hand_world, make_experiment, run_simulation, spec_of
 
 from sim.config import ConfigError, points
-from sim.engine import Simulation
+from sim.engine import RunStopped, Simulation
 from sim.rankers.base import POOL, Feedback
 from sim.rankers.content import ContentParams, ContentRanker
 from sim.runner import TABLES, Runner, plan
@@ -293,6 +293,19 @@ def test_replicates_differ(scenario_experiment, scenario_runs) -> None:  # type:
     assert not np.array_equal(first.budget_by_day, second.budget_by_day)
     qa, qb = first.posts.quality, second.posts.quality
     assert len(qa) != len(qb) or not np.array_equal(qa, qb)
+
+
+def test_asking_whether_to_stop_changes_nothing_and_stopping_raises(scenario_experiment, scenario_runs) -> None:  # type: ignore[no-untyped-def]
+    asked: list[float] = []
+    sim = Simulation(scenario_experiment, spec_of(scenario_experiment, "content"), 0)
+    sim.run(stop=lambda: asked.append(sim.env.now) or False)
+    assert len(asked) == len(set(asked)) > 100  # once a tick
+    for name, table in scenario_runs["content"].recorder.tables.items():
+        assert sim.recorder.tables[name].equals(table), name
+
+    stopping = Simulation(scenario_experiment, spec_of(scenario_experiment, "content"), 0)
+    with pytest.raises(RunStopped, match=r"stopped at t = 2\.0 h"):
+        stopping.run(stop=lambda: stopping.env.now >= 2 * 3600.0)
 
 
 # --------------------------------------------------------------------------- determinism
