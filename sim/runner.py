@@ -221,6 +221,10 @@ def processes(workers: int) -> Executor:
     return run
 
 
+def _execute_job(job: Job, stop: Callable[[], bool]) -> RunOutcome:
+    return _execute_safely(*job, stop=stop)
+
+
 class StopFile:
     """True once ``path`` exists: how a driver asks runs on other machines to stop.  Looks at
     most every ``every_s`` seconds, so a shared filesystem is not asked once a tick."""
@@ -256,11 +260,11 @@ def ray_cluster(address: str | None) -> Executor:
         connected_here = not ray.is_initialized()
         if connected_here:
             ray.init(address=address, logging_level=logging.WARNING)
-        remote = ray.remote(num_cpus=1, max_calls=1)(_execute_safely)
+        remote = ray.remote(num_cpus=1, max_calls=1)(_execute_job)
         # One name per batch, beside the runs (every node sees the results folder): a file left by
         # a driver killed outright never stops a later batch.
         stop = jobs[0][2].parent.parent / f".stop-{os.getpid()}-{time.time_ns()}"
-        run_ids = {remote.remote(*job, StopFile(stop)): job[3] for job in jobs}
+        run_ids = {remote.remote(job, StopFile(stop)): job[3] for job in jobs}
         pending = list(run_ids)
         try:
             while pending:
