@@ -75,9 +75,9 @@ class PlantedAccount:
     product: str = knob("", "a product its background posts sell (empty: none)")
     topics: tuple[str, ...] = knob(default_factory=tuple, desc="communities its background posts are spread "
                                    "over, evenly at first (empty: its own topic only)")
-    listen_rate: float = knob(0.0, "how fast it shifts its topic mix toward the topics whose posts its "
-                              "audience rewarded (engagement per view of its latest posts); 0: never", lo=0,
-                              hi=10)
+    listen_rate: float = knob(0.0, "how fast it shifts its topic mix (and its format mix, where the world has "
+                              "formats) toward the topics and formats whose latest posts its audience rewarded "
+                              "(likes, comments, shares and follows each earned); 0: never", lo=0, hi=10)
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,12 @@ class WorldConfig:
     topic_fit_sd: float = knob(0.5, "sd of a planted account's quality offset per topic of its 'topics' "
                                "(creators are better at some subjects than others; drawn per replicate)",
                                lo=0, hi=3, unit="sd")
+    formats: tuple[str, ...] = knob(default_factory=tuple,
+                                    desc="ways of making a post (tutorial, story, behind the scenes, ...): a "
+                                    "planted account with 'topics' spreads its posts over them evenly at first "
+                                    "and is better at some than others (format_fit_sd); empty: none")
+    format_fit_sd: float = knob(0.5, "sd of a planted account's quality offset per format of world.formats "
+                                "(drawn per replicate)", lo=0, hi=3, unit="sd")
     sound_share: float = knob(0.3, "share of ordinary posts that carry an original sound (others can be "
                               "reused by derivative posts)", lo=0, hi=1)
     polish_sensitivity_mean: float = knob(1.0, "mean of the per-user sensitivity to polish (exponential)",
@@ -214,6 +220,10 @@ class PostEvent:
     product: str = knob("", "name of a product the post sells; empty = none")
     sound: str = knob("", "name of the post's sound: the first post using a name releases it as an "
                       "original sound by its account; empty = none")
+    appeal_quantile: float = knob(-1.0, "appeal of the sound the post releases (how much listeners take to "
+                                  "the song: it carries into its derivatives and draws creators to use it), "
+                                  "as a quantile like quality_quantile; -1: the post's own quality", lo=-1,
+                                  hi=1 - 1e-6)
     bought_likes: int = knob(0, "likes bought for the post, added when it is posted (visible to users and "
                              "to the follower ranker's engagement order; pools see only real engagement)",
                              lo=0)
@@ -394,6 +404,8 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
         problems.append("world.topics: need at least one topic")
     if len(topics) != len(world.topics):
         problems.append("world.topics: names must be unique")
+    if len(set(world.formats)) != len(world.formats):
+        problems.append("world.formats: names must be unique")
     if len(world.diurnal) != 24 or any(w < 0 for w in world.diurnal) or sum(world.diurnal) <= 0:
         problems.append(f"world.diurnal: expected 24 non-negative weights with a positive sum "
                         f"(got {len(world.diurnal)} values)")
@@ -437,6 +449,12 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
             problems.append(f"{key}.topic: unknown topic {ev.topic!r}")
         if ev.product and ev.product not in products:
             problems.append(f"{key}.product: unknown product {ev.product!r}")
+        if ev.appeal_quantile >= 0:
+            first = min((e.at_hours, j) for j, e in enumerate(exp.events) if e.sound == ev.sound)
+            if not ev.sound or first[1] != i:
+                why = "has no sound" if not ev.sound else f"reuses the sound of events[{first[1]}]"
+                problems.append(f"{key}.appeal_quantile: only the post that releases a sound gives it an appeal "
+                                f"(this one {why})")
         if ev.at_hours * 3600 >= exp.horizon_s:
             problems.append(f"{key}.at_hours: {ev.at_hours} h is not before the horizon "
                             f"({exp.horizon_days:g} days = {exp.horizon_s / 3600:g} h)")

@@ -28,7 +28,7 @@ FIRST_SLATE = 8
 MAX_SLATE = 64
 MERGE_FOLLOWS_HOURS = 6.0
 INSPIRE_HOURS = 6.0
-LISTEN_MIN_VIEWS = 20  # a post's reception counts for a listening creator once it has this many views
+LISTEN_AFTER_HOURS = 24.0  # a listening creator reads a post's reception once it is this old
 SOUND_PAGE_WIDTH = 16  # posts of a sound considered for its page: the original, then the most viewed
 #: Product sales by the channel group of the impression that sold them (Products.sold_by_channel).
 SALES_CHANNELS = ("following", "for_you", "sound", "other")
@@ -90,6 +90,9 @@ class Simulation:
         self.topic_mix = {self.world.accounts[a.name]: np.isin(self.world.topics, a.topics).astype(np.float64)
                           for a in exp.world.accounts if a.topics}
         self.listen_rate = {self.world.accounts[a.name]: a.listen_rate for a in exp.world.accounts if a.topics}
+        self.format_mix = {uid: np.ones(len(exp.world.formats)) for uid in self.world.format_fit}
+        self._read_until = dict.fromkeys(self.listen_rate, -np.inf)  # posts up to this time are read
+        self._earned = {uid: [0.0, 0] for uid in self.listen_rate}  # what the posts read earned: sum, count
         # Experts breed experts: engagements per (user, topic); users who started posting in a topic.
         self.topic_engagement = np.zeros((self.users.n, len(self.world.topics)), dtype=np.uint16)
         self.inspired_topic = np.full(self.users.n, NO_ID, dtype=np.int16)
@@ -248,39 +251,51 @@ class Simulation:
                 columns["quality"][mine] = quality
             if product >= 0:
                 columns["product"] = np.where(mine, product, columns.get("product", NO_ID))
-        for uid, mix in self.topic_mix.items():
+        for uid in self.topic_mix:
             mine = np.flatnonzero(authors == uid)
             if len(mine) == 0:
                 continue
             if self.listen_rate[uid] > 0:
-                self.listen(uid)
-            cum = np.cumsum(mix / mix.sum())
-            topic = np.searchsorted(cum, rng.random(len(mine)), side="right").clip(0, len(cum) - 1)
+                self.listen(uid, now)
+            topic = _choose(self.topic_mix[uid], rng, len(mine))
             columns["topic"][mine] = topic
             columns["quality"][mine] += self.world.topic_fit[uid][topic]
+            if uid in self.format_mix:
+                form = _choose(self.format_mix[uid], rng, len(mine))
+                columns.setdefault("format", np.full(m, NO_ID, dtype=np.int16))[mine] = form
+                columns["quality"][mine] += self.world.format_fit[uid][form]
         ids = self.add_posts(columns, now)
         self.release_sounds(ids[with_sound], now)
 
-    def listen(self, uid: int) -> None:
-        """A creator who listens shifts its topic mix toward the topics whose latest posts its
-        audience rewarded most (likes, comments, shares and follows per view), multiplicatively at
-        its ``listen_rate``."""
+    def listen(self, uid: int, now: float) -> None:
+        """A creator who listens reads what each of its posts earned once the post is a day old
+        (likes, comments, shares and follows, weighted by effort), compares it with what its posts
+        earn on average, and shifts its topic mix, and its format mix where it has one, toward the
+        topic and format of the posts that did better: each weight times ``exp(listen_rate x the
+        post's advantage)``, every post read once (multiplicative weights, as in Hedge).
+
+        What a post earned is counted, not divided by its views: a creator sees what its audience
+        gave, and under a ranker that widens the audience of a well-received post that is more.
+        It reads its latest posts (``PlatformState.AUTHOR_RING``): one posting more than that many
+        a day skips some."""
         p = self.posts
         recent = self.state.author_posts.items[uid]
         recent = recent[recent >= 0]
-        recent = recent[p.views[recent] >= LISTEN_MIN_VIEWS]
-        if len(recent) < 2:
+        ready = now - LISTEN_AFTER_HOURS * 3600.0
+        recent = recent[(p.created_at[recent] > self._read_until[uid]) & (p.created_at[recent] <= ready)]
+        self._read_until[uid] = ready
+        if len(recent) == 0:
             return
-        reward = (p.likes[recent] + 5.0 * p.comments[recent] + 10.0 * p.shares[recent]
-                  + 20.0 * p.follows[recent]) / p.views[recent]
-        topic = p.topic[recent].astype(np.int64)
-        n_topics = len(self.world.topics)
-        count = np.bincount(topic, minlength=n_topics)
-        mean = np.bincount(topic, weights=reward, minlength=n_topics) / np.maximum(count, 1)
-        advantage = np.where(count > 0, (mean - reward.mean()) / max(reward.mean(), 1e-9), 0.0)
-        mix = self.topic_mix[uid] * np.exp(self.listen_rate[uid] * advantage)
-        mix = mix / mix.sum()
-        self.topic_mix[uid] = np.where(mix > 0, np.maximum(mix, 1e-3), 0.0)  # never quite abandon a topic
+        earned = np.log1p(p.likes[recent] + 5.0 * p.comments[recent] + 10.0 * p.shares[recent]
+                          + 20.0 * p.follows[recent])
+        read = self._earned[uid]
+        read[0] += float(earned.sum())
+        read[1] += len(earned)
+        advantage = self.listen_rate[uid] * (earned - read[0] / read[1])
+        self.topic_mix[uid] = _shift(self.topic_mix[uid], p.topic[recent], advantage)
+        made = p.format[recent] >= 0  # its scenario and derivative posts have no format
+        if uid in self.format_mix:
+            self.format_mix[uid] = _shift(self.format_mix[uid], p.format[recent][made], advantage[made])
 
     def inspire(self, now: float) -> None:
         """Users past ``inspire_engagements`` in a topic start posting in it with probability
@@ -374,6 +389,8 @@ class Simulation:
         elif event.sound:
             (sound,) = self.release_sounds(np.array([post]), now)
             self.sounds.names[event.sound] = int(sound)
+            if event.appeal_quantile >= 0:  # a song may be better (or worse) than the video it came in
+                self.sounds.cols["appeal"][sound] = quality_at_quantile(event.appeal_quantile)
             self.listened = np.vstack([self.listened, np.zeros((1, self.users.n), dtype=bool)])
             self.listeners_via_artist = np.append(self.listeners_via_artist, 0)
         followers = self.state.followers_of(author)
@@ -606,3 +623,18 @@ class Simulation:
             products.sellouts[i] += 1
             self.sellout_events[i].succeed()
         return purchased
+
+
+def _choose(mix: np.ndarray, rng: np.random.Generator, m: int) -> np.ndarray:
+    """``m`` draws of an index with probabilities proportional to ``mix``."""
+    cum = np.cumsum(mix / mix.sum())
+    return np.searchsorted(cum, rng.random(m), side="right").clip(0, len(cum) - 1)
+
+
+def _shift(mix: np.ndarray, choice: np.ndarray, advantage: np.ndarray) -> np.ndarray:
+    """One mix (topics or formats) after a listening creator has read some posts: each option's
+    weight times ``exp(sum of the advantages of the posts made with it)``.  Never quite abandons an
+    option it has (floor 1e-3 of the total)."""
+    mix = mix * np.exp(np.bincount(choice.astype(np.int64), weights=advantage, minlength=len(mix)))
+    mix = mix / mix.sum()
+    return np.where(mix > 0, np.maximum(mix, 1e-3), 0.0)

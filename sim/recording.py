@@ -203,6 +203,10 @@ MEASURES: dict[str, dict[str, str]] = {
         "core_view_share": "share of those views by users whose main interest is the post's topic",
         "main_topic_share": "share of its posts in its most used topic (a listening creator's mix narrows)",
     },
+    "account_formats": {
+        "main_format_share": "share of a planted multi-topic account's posts in its most used format "
+                             "(world.formats; a listening creator's mix narrows)",
+    },
     "sound": {
         "posts": "posts using the sound (its original included)",
         "derivative_posts": "posts made as derivatives of a post with the sound",
@@ -463,6 +467,10 @@ class Recorder:
                 "core_view_share": metrics.share(float(p.views_core[mine].sum()), views),
                 "main_topic_share": metrics.share(int(topics.max()), int(mine.sum())),
             })  # fmt: skip
+            if uid in sim.format_mix:
+                formats = np.bincount(p.format[mine & (p.format >= 0)], minlength=len(sim.exp.world.formats))
+                add("account_formats", name, {"main_format_share": metrics.share(int(formats.max()),
+                                                                                 int(formats.sum()))})
         sounds = sim.sounds
         for name, sid in sounds.names.items():
             uses = p.sound == sid

@@ -95,7 +95,7 @@ class Posts(ColumnStore):
         "author": np.int32, "topic": np.int16, "quality": np.float32, "authenticity": np.float32,
         "length_s": np.float32, "product": np.int32, "created_at": np.float64,
         "author_followers_at_post": np.int32, "event": np.int16, "sound": np.int32, "parent": np.int64,
-        "depth": np.int16,
+        "depth": np.int16, "format": np.int16,
     }  # fmt: skip
     COUNTERS = {
         "views": np.int32, "likes": np.int32, "comments": np.int32, "shares": np.int32,
@@ -104,7 +104,7 @@ class Posts(ColumnStore):
         "views_explore": np.int32, "views_other": np.int32, "bought_likes": np.int32, "derivatives": np.int32,
         "views_core": np.int32,
     }  # fmt: skip
-    DEFAULTS = {"product": NO_ID, "event": NO_ID, "sound": NO_ID, "parent": NO_ID}
+    DEFAULTS = {"product": NO_ID, "event": NO_ID, "sound": NO_ID, "parent": NO_ID, "format": NO_ID}
 
 
 class Sounds(ColumnStore):
@@ -166,6 +166,7 @@ class World:
     products: Products
     #: Planted accounts with ``topics``: user id -> quality offset per topic, shape (n_topics,).
     topic_fit: dict[int, np.ndarray] = field(default_factory=dict)
+    format_fit: dict[int, np.ndarray] = field(default_factory=dict)  # likewise per format of world.formats
 
     @property
     def follower_counts(self) -> np.ndarray:
@@ -361,8 +362,10 @@ def build_world(exp: Experiment, rng: np.random.Generator) -> World:
     # Drawn last, so that worlds without such accounts consume the stream exactly as before.
     topic_fit = {accounts[a.name]: rng.normal(0.0, cfg.topic_fit_sd, len(cfg.topics)).astype(np.float32)
                  for a in cfg.accounts if a.topics}
+    format_fit = {accounts[a.name]: rng.normal(0.0, cfg.format_fit_sd, len(cfg.formats)).astype(np.float32)
+                  for a in cfg.accounts if a.topics and cfg.formats}
     return World(users=users, follows=follows, topics=cfg.topics, accounts=accounts, products=products,
-                 topic_fit=topic_fit)
+                 topic_fit=topic_fit, format_fit=format_fit)
 
 
 def quality_at_quantile(q: float) -> float:

@@ -93,6 +93,22 @@ def test_planted_account_with_more_followers_than_users_fails() -> None:
     assert "world.accounts[0].followers" in problem and "500" in problem
 
 
+def test_appeal_belongs_to_the_post_that_releases_the_sound() -> None:
+    account = {"name": "artist", "followers": 10, "topic": "#crafttok"}
+    events = [{"name": "song", "account": "artist", "at_hours": 1.0, "sound": "tune", "appeal_quantile": 0.9},
+              {"name": "again", "account": "artist", "at_hours": 2.0, "sound": "tune", "appeal_quantile": 0.5}]
+    problem = only_problem(experiment_table({"world": {"accounts": [account]}, "events": events}))
+    assert "events[1].appeal_quantile" in problem and "reuses the sound of events[0]" in problem
+    events = [{"name": "silent", "account": "artist", "appeal_quantile": 0.9}]
+    problem = only_problem(experiment_table({"world": {"accounts": [account]}, "events": events}))
+    assert "events[0].appeal_quantile" in problem and "has no sound" in problem
+
+
+def test_world_formats_must_be_unique() -> None:
+    problem = only_problem(experiment_table({"world": {"formats": ["story", "story"]}}))
+    assert "world.formats" in problem and "unique" in problem
+
+
 def test_unknown_ranker_lists_known_rankers() -> None:
     problem = only_problem(experiment_table({"rankers": [{"name": "tiktok"}]}))
     assert "rankers[0].name" in problem and "'tiktok'" in problem

@@ -72,6 +72,21 @@ def test_every_sound_has_one_original(duet_run: Simulation) -> None:
     assert np.array_equal(sounds.artist, p.author[origin])
 
 
+def test_a_songs_appeal_can_differ_from_its_video_and_carries_into_derivatives() -> None:
+    plain_video = {"events": [{**SONG["events"][0], "quality_quantile": 0.5, "appeal_quantile": 0.99}]}
+    exp = make_experiment(SONG, plain_video, {"behavior": {"derivative_intercept": -4.0,
+                                                           "derivative_delay_hours": 0.2}})
+    sim = run_simulation(exp, "content")
+    p, sid = sim.posts, sim.sounds.names["anthem"]
+    origin = int(sim.sounds.origin[sid])
+    assert p.quality[origin] == pytest.approx(0.0) and sim.sounds.appeal[sid] == pytest.approx(2.326, abs=1e-3)
+    child = np.flatnonzero(p.sound == sid)[1:]
+    assert len(child) > 5 and (p.parent[child] >= 0).all()
+    carry = exp.behavior.sound_carry  # a derivative's quality: its maker's, pulled toward the song's appeal
+    maker = (p.quality[child] - carry * sim.sounds.appeal[sid]) / (1 - carry)
+    assert p.quality[child].mean() > maker.mean()
+
+
 def test_named_sound_measures_match_the_posts_and_impressions(duet_run: Simulation) -> None:
     m = measures(duet_run)
     p = duet_run.posts
@@ -309,10 +324,54 @@ def test_a_listening_creator_moves_toward_the_topic_its_audience_rewarded() -> N
     cols["views"][ids] = 100
     cols["likes"][ids] = [12, 2, 10, 3]  # the audience rewards the craft posts
     before = sim.topic_mix[uid] / sim.topic_mix[uid].sum()
-    sim.listen(uid)
+    sim.listen(uid, now=23 * 3600.0)
+    assert (sim.topic_mix[uid] / sim.topic_mix[uid].sum() == before).all()  # too soon: read at a day old
+    sim.listen(uid, now=24 * 3600.0)
     after = sim.topic_mix[uid] / sim.topic_mix[uid].sum()
     assert after[craft] > before[craft] and after[plant] < before[plant]
+    sim.listen(uid, now=30 * 3600.0)
+    assert (sim.topic_mix[uid] / sim.topic_mix[uid].sum() == after).all()  # each post is read once
     assert after[[t for t in range(len(after)) if t not in (craft, plant)]].sum() == 0  # only its own topics
+
+
+def test_a_listening_creator_moves_toward_the_format_its_audience_rewarded() -> None:
+    formats = ["tutorial", "story", "behind_the_scenes"]
+    accounts = [{"name": name, "followers": 10, "topic": "#crafttok", "topics": ["#crafttok", "#planttok"],
+                 "posting_rate": 24.0, "listen_rate": 1.0, "quality_quantile": 0.5} for name in ("maker", "other")]
+    exp = make_experiment({"world": {"formats": formats, "accounts": accounts}})
+    sim = Simulation(exp, spec_of(exp, "content"), 0)
+    uid = sim.world.accounts["maker"]
+    assert set(sim.format_mix) == set(sim.world.format_fit) == set(sim.world.accounts.values())
+    assert (sim.format_mix[uid] == 1.0).all() and sim.world.format_fit[uid].shape == (3,)
+    ids = sim.add_posts({"author": np.full(3, uid), "topic": np.zeros(3, np.int64), "quality": np.zeros(3),
+                         "authenticity": np.ones(3), "length_s": np.full(3, 30.0),
+                         "format": np.array([0, 1, 2], np.int16)}, 0.0)
+    sim.add_posts({"author": np.full(1, uid), "topic": np.zeros(1, np.int64), "quality": np.zeros(1),
+                   "authenticity": np.ones(1), "length_s": np.full(1, 30.0)}, 0.0)  # a scenario post: no format
+    sim.posts.cols["likes"][ids] = [40, 4, 4]  # the audience rewards the tutorial
+    sim.listen(uid, now=24 * 3600.0)
+    mix = sim.format_mix[uid]
+    assert mix[0] > 2 * mix[1] and mix[1] == mix[2]
+
+    # Background posts take their format from the mix, and the format's fit adds to their quality.
+    sim.run()
+    p = sim.posts
+    mine = np.flatnonzero((p.author == uid) & (p.created_at > 0))
+    assert len(mine) > 0 and (p.format[mine] >= 0).all()
+    fit = sim.world.topic_fit[uid][p.topic[mine]] + sim.world.format_fit[uid][p.format[mine]]
+    np.testing.assert_allclose(p.quality[mine], fit, atol=1e-6)  # a median creator plus its fits
+    assert (p.format[(p.author != uid) & (p.author != sim.world.accounts["other"])] == -1).all()
+
+
+def test_a_world_without_formats_draws_nothing_for_them() -> None:
+    accounts = [{"name": "maker", "followers": 10, "topic": "#crafttok", "topics": ["#crafttok", "#planttok"]}]
+    plain = make_experiment({"world": {"accounts": accounts}})
+    sim = Simulation(plain, spec_of(plain, "content"), 0)
+    assert sim.world.format_fit == {} and sim.format_mix == {}
+    with_formats = make_experiment({"world": {"accounts": accounts, "formats": ["tutorial", "story"]}})
+    other = Simulation(with_formats, spec_of(with_formats, "content"), 0)
+    assert np.array_equal(sim.world.topic_fit[sim.world.accounts["maker"]],
+                          other.world.topic_fit[other.world.accounts["maker"]])  # drawn after, not instead
 
 
 def test_listening_measures_compare_views_per_post_overall_and_late() -> None:
