@@ -86,15 +86,26 @@ class Interrupted(RunnerError):
     """Ctrl-C stopped the batch; finished runs are kept and the same command resumes it."""
 
 
-#: Experiment fields that only say how results are presented: changing them does not make a
-#: results folder hold a different configuration (the manifest takes the file's current ones).
-PRESENTATION = ("highlights", "description")
+#: Experiment fields that do not change what any one run is, so changing them does not make a
+#: results folder hold a different configuration (the manifest takes the file's current ones): how
+#: results are presented, and how many replicates there are (a replicate's random streams depend on
+#: the seed and its index alone, so raising ``replicates`` adds runs and keeps the finished ones).
+NOT_HASHED = ("highlights", "description", "replicates")
 
 
 def config_hash(exp: Experiment) -> str:
-    config = {k: v for k, v in to_dict(exp).items() if k not in PRESENTATION}
+    return _hash({k: v for k, v in to_dict(exp).items() if k not in NOT_HASHED})
+
+
+def _hash(config: dict[str, Any]) -> str:
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _hash_before_replicates_were_free(exp: Experiment, replicates: Any) -> str:
+    """The hash a results folder written before ``replicates`` joined NOT_HASHED holds."""
+    config = {k: v for k, v in to_dict(exp).items() if k not in NOT_HASHED}
+    return _hash({**config, "replicates": replicates})
 
 
 def plan(pts: list[Point], only: dict[str, str] | None = None) -> list[RunKey]:
@@ -354,6 +365,10 @@ class Runner:
                 old = json.loads(manifest_path.read_text())
             except json.JSONDecodeError:
                 old = {}
+            legacy = _hash_before_replicates_were_free(self.exp, old.get("config", {}).get("replicates"))
+            if old.get("config_hash") == legacy:
+                old["config_hash"] = digest
+                self._write_manifest(old)
             if old.get("config_hash") != digest:
                 if not self.force:
                     raise RunnerError(
@@ -371,7 +386,7 @@ class Runner:
                               f"is {revision[:10]}: finished runs are kept, and a model change in between "
                               f"would mix into the results (--force reruns them all)")
             current = to_dict(self.exp)
-            manifest["config"].update({k: current[k] for k in PRESENTATION})
+            manifest["config"].update({k: current[k] for k in NOT_HASHED})
             return manifest
         return {"experiment": self.exp.name, "config_hash": digest, "config": to_dict(self.exp),
                 "overrides": self.overrides, "seed": self.exp.seed,

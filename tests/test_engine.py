@@ -475,3 +475,28 @@ def test_resuming_runs_of_another_version_says_so(tmp_path) -> None:  # type: ig
         Runner(exp, out, jobs=1, progress=lines.append).run(keys)
     if _git_revision() is not None:  # a checkout: the resume names both revisions
         assert any("was started at revision 0000000000" in line for line in lines)
+
+
+def test_more_replicates_keep_the_finished_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Raising ``replicates`` adds runs to a results folder (also one written before replicates
+    left the config hash) and leaves the finished ones; the tables equal a fresh batch's."""
+    import json
+
+    from sim.runner import _hash_before_replicates_were_free
+
+    small = {"world": {"users": 500}, "horizon_days": 0.05, "warmup_hours": 0.5}
+    two, three = make_experiment(small, {"replicates": 2}), make_experiment(small, {"replicates": 3})
+    out, fresh = tmp_path / "topped_up", tmp_path / "fresh"
+    Runner(two, out, jobs=1, progress=lambda line: None).run(plan(points(two)))
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["config_hash"] = _hash_before_replicates_were_free(two, 2)  # as an older feedsim wrote it
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    finished = {p.name: (p / "posts.parquet").read_bytes() for p in (out / "runs").iterdir()}
+    lines: list[str] = []
+    outcomes = Runner(three, out, jobs=1, progress=lines.append).run(plan(points(three)))
+    assert len(outcomes) == 2 and any(f"resuming: {len(finished)} of 6 runs" in line for line in lines)
+    assert {name: (out / "runs" / name / "posts.parquet").read_bytes() for name in finished} == finished
+    assert json.loads((out / "manifest.json").read_text())["config"]["replicates"] == 3
+    Runner(three, fresh, jobs=1, progress=lambda line: None).run(plan(points(three)))
+    for name in TABLES:
+        assert (out / f"{name}.parquet").read_bytes() == (fresh / f"{name}.parquet").read_bytes(), name
