@@ -400,6 +400,13 @@ class Runner:
         skipped = len(keys) - len(todo)
         if skipped:
             self.progress(f"resuming: {skipped} of {len(keys)} runs already finished")
+            for key in keys:  # a run that finished while its batch was being stopped is in no manifest yet
+                run_id = key.run_id(self.points)
+                info = self.out / "runs" / run_id / "run.json"
+                if run_id not in manifest["runs"] and info.exists():
+                    written = json.loads(info.read_text())
+                    manifest["runs"][run_id] = {"impressions": written["impressions"],
+                                                "wall_s": round(written["wall_s"], 3)}
         started = time.time()
         outcomes: list[RunOutcome] = []
         done_impressions, done_wall = 0, 0.0

@@ -490,13 +490,18 @@ def test_more_replicates_keep_the_finished_runs(tmp_path) -> None:  # type: igno
     Runner(two, out, jobs=1, progress=lambda line: None).run(plan(points(two)))
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["config_hash"] = _hash_before_replicates_were_free(two, 2)  # as an older feedsim wrote it
+    lost = sorted(manifest["runs"])[0]
+    del manifest["runs"][lost]  # as when a run finishes while its batch is being stopped
     (out / "manifest.json").write_text(json.dumps(manifest))
     finished = {p.name: (p / "posts.parquet").read_bytes() for p in (out / "runs").iterdir()}
     lines: list[str] = []
     outcomes = Runner(three, out, jobs=1, progress=lines.append).run(plan(points(three)))
     assert len(outcomes) == 2 and any(f"resuming: {len(finished)} of 6 runs" in line for line in lines)
     assert {name: (out / "runs" / name / "posts.parquet").read_bytes() for name in finished} == finished
-    assert json.loads((out / "manifest.json").read_text())["config"]["replicates"] == 3
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["replicates"] == 3 and len(manifest["runs"]) == 6
+    assert manifest["runs"][lost]["impressions"] == json.loads((out / "runs" / lost / "run.json").read_text())[
+        "impressions"] > 0
     Runner(three, fresh, jobs=1, progress=lambda line: None).run(plan(points(three)))
     for name in TABLES:
         assert (out / f"{name}.parquet").read_bytes() == (fresh / f"{name}.parquet").read_bytes(), name
