@@ -126,9 +126,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
             for name, dtype, unit, meaning in columns:
                 print(f"  {name:<32}{str(dtype):<10}{unit:<13}{meaning}")
         print("\nmeasures: metric by kind (summary.parquet names them <kind>.<entity>.<metric>)")
+        width = max(map(len, MEASURES)) + 2
         for kind, metrics in MEASURES.items():
             for metric, meaning in metrics.items():
-                print(f"  {kind:<10}{metric:<30}{meaning}")
+                print(f"  {kind:<{width}}{metric:<30}{meaning}")
         return 0
     from sim.rankers import RANKERS
 
