@@ -449,7 +449,10 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
             problems.append(f"{key}.topic: unknown topic {ev.topic!r}")
         if ev.product and ev.product not in products:
             problems.append(f"{key}.product: unknown product {ev.product!r}")
-        if ev.appeal_quantile >= 0:
+        if ev.appeal_quantile != -1 and not 1e-6 <= ev.appeal_quantile < 1:
+            problems.append(f"{key}.appeal_quantile: expected -1 (the post's own quality) or a quantile in "
+                            f"[1e-06, 1), got {ev.appeal_quantile:g}")
+        elif ev.appeal_quantile >= 0:
             first = min((e.at_hours, j) for j, e in enumerate(exp.events) if e.sound == ev.sound)
             if not ev.sound or first[1] != i:
                 why = "has no sound" if not ev.sound else f"reuses the sound of events[{first[1]}]"

@@ -91,8 +91,9 @@ class Simulation:
                           for a in exp.world.accounts if a.topics}
         self.listen_rate = {self.world.accounts[a.name]: a.listen_rate for a in exp.world.accounts if a.topics}
         self.format_mix = {uid: np.ones(len(exp.world.formats)) for uid in self.world.format_fit}
-        self._read_until = dict.fromkeys(self.listen_rate, -np.inf)  # posts up to this time are read
-        self._earned = {uid: [0.0, 0] for uid in self.listen_rate}  # what the posts read earned: sum, count
+        # A listening creator's posts not yet read, and what the posts it has read earned (sum, count).
+        self._unread = {uid: np.zeros(0, np.int64) for uid, rate in self.listen_rate.items() if rate > 0}
+        self._earned = {uid: [0.0, 0] for uid in self._unread}
         # Experts breed experts: engagements per (user, topic); users who started posting in a topic.
         self.topic_engagement = np.zeros((self.users.n, len(self.world.topics)), dtype=np.uint16)
         self.inspired_topic = np.full(self.users.n, NO_ID, dtype=np.int16)
@@ -276,14 +277,12 @@ class Simulation:
 
         What a post earned is counted, not divided by its views: a creator sees what its audience
         gave, and under a ranker that widens the audience of a well-received post that is more.
-        It reads its latest posts (``PlatformState.AUTHOR_RING``): one posting more than that many
-        a day skips some."""
+        It reads at its next post after one turns a day old, every post it made (scenario posts
+        included) exactly once."""
         p = self.posts
-        recent = self.state.author_posts.items[uid]
-        recent = recent[recent >= 0]
-        ready = now - LISTEN_AFTER_HOURS * 3600.0
-        recent = recent[(p.created_at[recent] > self._read_until[uid]) & (p.created_at[recent] <= ready)]
-        self._read_until[uid] = ready
+        unread = self._unread[uid]
+        due = p.created_at[unread] <= now - LISTEN_AFTER_HOURS * 3600.0
+        recent, self._unread[uid] = unread[due], unread[~due]
         if len(recent) == 0:
             return
         earned = np.log1p(p.likes[recent] + 5.0 * p.comments[recent] + 10.0 * p.shares[recent]
@@ -402,6 +401,10 @@ class Simulation:
                                 author_followers_at_post=self.state.follower_counts[authors])
         self.state.author_posts.push(authors, ids)
         self.state.topic_posts.push(np.asarray(columns["topic"], dtype=np.int64), ids)
+        for uid in self._unread:
+            mine = ids[authors == uid]
+            if len(mine):
+                self._unread[uid] = np.concatenate([self._unread[uid], mine])
         return ids
 
     def serve(self, users: np.ndarray, seconds: np.ndarray, now: float) -> None:
@@ -633,8 +636,13 @@ def _choose(mix: np.ndarray, rng: np.random.Generator, m: int) -> np.ndarray:
 
 def _shift(mix: np.ndarray, choice: np.ndarray, advantage: np.ndarray) -> np.ndarray:
     """One mix (topics or formats) after a listening creator has read some posts: each option's
-    weight times ``exp(sum of the advantages of the posts made with it)``.  Never quite abandons an
-    option it has (floor 1e-3 of the total)."""
-    mix = mix * np.exp(np.bincount(choice.astype(np.int64), weights=advantage, minlength=len(mix)))
+    weight times ``exp(sum of the advantages of the posts made with it)``, in logs so that no
+    advantage overflows.  Never quite abandons an option it has (floor 1e-3 of the total); an
+    option it does not have (weight 0) stays at 0."""
+    has = mix > 0
+    log_w = np.full(len(mix), -np.inf)
+    log_w[has] = np.log(mix[has]) + np.bincount(choice.astype(np.int64), weights=advantage,
+                                                minlength=len(mix))[has]
+    mix = np.exp(log_w - log_w[has].max())
     mix = mix / mix.sum()
-    return np.where(mix > 0, np.maximum(mix, 1e-3), 0.0)
+    return np.where(has, np.maximum(mix, 1e-3), 0.0)

@@ -94,18 +94,9 @@ NOT_HASHED = ("highlights", "description", "replicates")
 
 
 def config_hash(exp: Experiment) -> str:
-    return _hash({k: v for k, v in to_dict(exp).items() if k not in NOT_HASHED})
-
-
-def _hash(config: dict[str, Any]) -> str:
+    config = {k: v for k, v in to_dict(exp).items() if k not in NOT_HASHED}
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _hash_before_replicates_were_free(exp: Experiment, replicates: Any) -> str:
-    """The hash a results folder written before ``replicates`` joined NOT_HASHED holds."""
-    config = {k: v for k, v in to_dict(exp).items() if k not in NOT_HASHED}
-    return _hash({**config, "replicates": replicates})
 
 
 def plan(pts: list[Point], only: dict[str, str] | None = None) -> list[RunKey]:
@@ -275,27 +266,44 @@ def ray_cluster(address: str | None) -> Executor:
         # One name per batch, beside the runs (every node sees the results folder): a file left by
         # a driver killed outright never stops a later batch.
         stop = jobs[0][2].parent.parent / f".stop-{os.getpid()}-{time.time_ns()}"
-        run_ids = {remote.remote(job, StopFile(stop)): job[3] for job in jobs}
-        pending = list(run_ids)
+        queue = list(jobs)
+        in_flight: dict[Any, str] = {}
+
+        def submit() -> None:
+            job = queue.pop(0)
+            in_flight[remote.remote(job, StopFile(stop))] = job[3]
+
+        # As many runs in flight as the cluster has CPUs, and one more each: Ray always has the next
+        # one ready, and a stopped batch has few runs to wait for.
+        for _ in range(min(len(queue), 2 * max(1, int(ray.cluster_resources().get("CPU", 1))))):
+            submit()
         try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+            while in_flight:
+                (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+                run_id = in_flight.pop(ref)
+                if queue:
+                    submit()
                 try:
-                    yield ray.get(done[0])
+                    outcome = ray.get(ref)
                 except ray.exceptions.RayError as exc:  # the worker died; the run's own errors are caught in it
-                    yield RunOutcome(run_ids[done[0]], error=f"Ray lost the run: {exc}")
+                    outcome = RunOutcome(run_id, error=f"Ray lost the run: {exc}")
+                yield outcome
         finally:
             # Interrupted: the runs in flight stop themselves at their next tick, and those not yet
             # started stop at their first, each ending as a task that returned.  Not ray.cancel: a
             # cancel racing a task's completion trips a check in Ray's task manager (2.60, with
             # force=True or not: "Tried to complete task that was not pending") and aborts the
-            # driver.  Waiting for them means no run writes a folder after the driver has cleared.
-            if pending:
-                stop.touch()
-                ray.wait(pending, num_returns=len(pending), timeout=120)
-                stop.unlink(missing_ok=True)
-            if connected_here:
-                ray.shutdown()
+            # driver.  Waiting for them means no run writes a folder after the driver has cleared;
+            # the file stays if some did not answer, so that they still stop.
+            try:
+                if in_flight:
+                    stop.touch()
+                    _, unanswered = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=120)
+                    if not unanswered:
+                        stop.unlink(missing_ok=True)
+            finally:
+                if connected_here:
+                    ray.shutdown()
 
     return run
 
@@ -365,10 +373,6 @@ class Runner:
                 old = json.loads(manifest_path.read_text())
             except json.JSONDecodeError:
                 old = {}
-            legacy = _hash_before_replicates_were_free(self.exp, old.get("config", {}).get("replicates"))
-            if old.get("config_hash") == legacy:
-                old["config_hash"] = digest
-                self._write_manifest(old)
             if old.get("config_hash") != digest:
                 if not self.force:
                     raise RunnerError(

@@ -102,6 +102,10 @@ def test_appeal_belongs_to_the_post_that_releases_the_sound() -> None:
     events = [{"name": "silent", "account": "artist", "appeal_quantile": 0.9}]
     problem = only_problem(experiment_table({"world": {"accounts": [account]}, "events": events}))
     assert "events[0].appeal_quantile" in problem and "has no sound" in problem
+    for bad in (0.0, -0.5):
+        events = [{"name": "song", "account": "artist", "sound": "tune", "appeal_quantile": bad}]
+        problem = only_problem(experiment_table({"world": {"accounts": [account]}, "events": events}))
+        assert "events[0].appeal_quantile" in problem and "expected -1" in problem
 
 
 def test_world_formats_must_be_unique() -> None:

@@ -363,6 +363,28 @@ def test_a_listening_creator_moves_toward_the_format_its_audience_rewarded() -> 
     assert (p.format[(p.author != uid) & (p.author != sim.world.accounts["other"])] == -1).all()
 
 
+def test_a_listening_creator_reads_every_post_once_however_often_it_posts() -> None:
+    accounts = [{"name": "busy", "followers": 10, "topic": "#crafttok", "topics": ["#crafttok", "#planttok"],
+                 "posting_rate": 24.0, "listen_rate": 1.0}]  # three times the author ring a day
+    sim = run_simulation(make_experiment({"horizon_days": 2.0, "world": {"accounts": accounts}}), "content")
+    uid = sim.world.accounts["busy"]
+    p = sim.posts
+    made = np.flatnonzero(p.author == uid)
+    read, unread = sim._earned[uid][1], sim._unread[uid]
+    assert read + len(unread) == len(made) and len(set(unread.tolist())) == len(unread)
+    assert (p.created_at[unread] > p.created_at[made].max() - 25 * 3600.0).all()  # only the last day's wait
+    assert read >= (p.created_at[made] < sim.end - 26 * 3600.0).sum() > 24
+
+
+def test_a_huge_advantage_does_not_overflow_the_mix() -> None:
+    from sim.engine import _shift
+
+    mix = _shift(np.array([1.0, 1.0, 0.0, 1.0]), np.zeros(8, np.int64), np.full(8, 95.0))
+    assert np.isfinite(mix).all() and mix[2] == 0.0 and mix[0] > 0.99 and mix[1] == mix[3] == 1e-3
+    mix = _shift(mix, np.ones(8, np.int64), np.full(8, -400.0))
+    assert np.isfinite(mix).all() and mix[0] > 0.99 and mix[1] == 1e-3
+
+
 def test_a_world_without_formats_draws_nothing_for_them() -> None:
     accounts = [{"name": "maker", "followers": 10, "topic": "#crafttok", "topics": ["#crafttok", "#planttok"]}]
     plain = make_experiment({"world": {"accounts": accounts}})
