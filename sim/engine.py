@@ -141,7 +141,7 @@ class Simulation:
         """Raise :class:`RunStopped` at the first tick at which ``stop()`` is true."""
         while not stop():
             yield self.env.timeout(self.dt)
-        raise RunStopped(f"stopped at t = {self.env.now / 3600.0:,.1f} h")
+        raise RunStopped(f"stopped at t = {self.env.now / 3600.0:,.2f} h")
 
     def posting(self):  # type: ignore[no-untyped-def]
         """Background posts (creators post at their heavy-tailed rates) and derivative posts

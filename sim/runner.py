@@ -35,6 +35,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterable
@@ -184,9 +185,35 @@ Executor = Callable[[list[Job]], Outcomes]
 
 
 def serial(jobs: list[Job]) -> Outcomes:
-    """One run after another, in this process."""
-    for job in jobs:
-        yield _execute_safely(*job)
+    """One run after another, in this process.
+
+    Ctrl-C stops the run in progress at its next tick and then the batch (KeyboardInterrupt, as
+    from the other executors), not at once: raised inside numba's compiler, which a run may be in
+    (a ranker's first use in the process), a KeyboardInterrupt is swallowed or crashes the
+    process.  A second Ctrl-C interrupts at once."""
+    stopping = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stopping.is_set():
+            raise KeyboardInterrupt
+        stopping.set()
+
+    try:
+        previous: Any = signal.signal(signal.SIGINT, on_sigint)
+        installed = True
+    except ValueError:  # not the main thread: Ctrl-C is not this batch's to handle
+        installed = False
+    try:
+        for job in jobs:
+            if stopping.is_set():
+                raise KeyboardInterrupt
+            outcome = _execute_safely(*job, stop=stopping.is_set)
+            if stopping.is_set() and outcome.error is not None:
+                raise KeyboardInterrupt  # the run stopped unfinished (it wrote nothing)
+            yield outcome
+    finally:
+        if installed:  # None: the handler was not set from Python; Python's own is the one to put back
+            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
 def _ignore_sigint() -> None:

@@ -304,7 +304,7 @@ def test_asking_whether_to_stop_changes_nothing_and_stopping_raises(scenario_exp
         assert sim.recorder.tables[name].equals(table), name
 
     stopping = Simulation(scenario_experiment, spec_of(scenario_experiment, "content"), 0)
-    with pytest.raises(RunStopped, match=r"stopped at t = 2\.0 h"):
+    with pytest.raises(RunStopped, match=r"stopped at t = 2\.00 h"):
         stopping.run(stop=lambda: stopping.env.now >= 2 * 3600.0)
 
 

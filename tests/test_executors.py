@@ -208,3 +208,37 @@ def test_ctrl_c_stops_the_batch_and_the_same_command_resumes(executor: str, tmp_
     for name, files in finished.items():
         assert {f.name: f.read_bytes() for f in (runs / name).iterdir()} == files
     assert len(pq.read_table(tmp_path / "out" / "runs.parquet")) == 4
+
+
+def test_serial_ctrl_c_stops_the_run_at_its_next_tick(tiny_file: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in a serial batch sets a flag the run checks each tick (a KeyboardInterrupt raised
+    inside numba's compiler is swallowed or crashes the process); the batch then stops."""
+    import sim.runner as runner
+
+    real = runner._execute_safely
+    stopped: list[str | None] = []
+
+    def interrupted_at_its_third_tick(*job, stop):  # type: ignore[no-untyped-def]
+        ticks: list[int] = []
+
+        def asked() -> bool:
+            ticks.append(1)
+            if len(ticks) == 3:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, as the terminal sends it
+            return stop()
+
+        outcome = real(*job, stop=asked)
+        stopped.append(outcome.error)
+        return outcome
+
+    monkeypatch.setattr(runner, "_execute_safely", interrupted_at_its_third_tick)
+    exp = load(tiny_file)
+    jobs = [Runner(exp, tmp_path, jobs=1)._job(key) for key in plan(points(exp))]
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        list(runner.serial(jobs))
+    assert len(stopped) == 1 and stopped[0] is not None and stopped[0].startswith("not finished: stopped at t =")
+    assert stopped[0] != "not finished: stopped at t = -0.50 h"  # not at the first tick: at the third
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    assert signal.getsignal(signal.SIGINT) is before
