@@ -89,6 +89,8 @@ SCHEMAS: dict[str, list[Column]] = {
         ("quality", pa.float32(), "sd", "latent quality (standard normal over the population)"),
         ("authenticity", pa.float32(), "", "1 = real, 0 = retouched"),
         ("length_s", pa.float32(), "s", "post length"),
+        ("format", pa.string(), "", "how it was made, from world.formats (null: none; planted multi-topic "
+                                    "accounts' posts only)"),
         ("event", pa.string(), "", "scenario event name (null: background post)"),
         ("product", pa.string(), "", "product the post sells (null: none)"),
         ("views", pa.int32(), "impressions", "views"),
@@ -110,7 +112,8 @@ SCHEMAS: dict[str, list[Column]] = {
         ("bought_likes", pa.int32(), "", "likes bought for the post (not in likes)"),
     ],
     "measures": KEYS + [
-        ("kind", pa.string(), "", "account (planted) | sound (named) | product | products (all products)"),
+        ("kind", pa.string(), "", "account (planted) | account_formats (planted, world.formats) | sound (named) | "
+                                  "sounds (all named) | product | products (all products) | topic | listening"),
         ("entity", pa.string(), "", "name from the experiment file"),
         ("metric", pa.string(), "", "see MEASURES in sim/recording.py (python -m sim schema --results)"),
         ("value", pa.float64(), "", "value at the horizon (null: undefined, e.g. no duet yet)"),
@@ -368,7 +371,9 @@ class Recorder:
         cols: dict[str, Any] = {
             "post_id": np.arange(len(p)), "author_id": p.author, "author_followers_at_post": p.author_followers_at_post,
             "created_at": p.created_at, "topic": topics[p.topic], "quality": p.quality,
-            "authenticity": p.authenticity, "length_s": p.length_s, "event": events[p.event],
+            "authenticity": p.authenticity, "length_s": p.length_s,
+            "format": np.asarray(list(self.exp.world.formats) + [None], dtype=object)[p.format],
+            "event": events[p.event],
             "product": np.asarray(list(self.world.products.names) + [None], dtype=object)[p.product],
         }  # fmt: skip
         for name in ("views", "likes", "comments", "shares", "follows", "purchases", "completions", "watch_s",

@@ -28,7 +28,7 @@ from sim.runner import measure_columns
 
 REQUIRED = ("runs", "focal", "posts", "promotions", "timeseries")
 #: Columns added after results were first written: older folders still report, with nulls there.
-ADDED_LATER = {("posts", "product")}
+ADDED_LATER = {("posts", "product"), ("posts", "format")}
 SWEEP_METRICS = ("focal_reach_ratio", "low_follower_breakout_rate", "views_gini", "median_daily_watch_min")
 
 

@@ -492,3 +492,14 @@ def test_pooled_conversion_slope_recovers_a_known_slope_and_resamples_replicates
     assert used == n - 10
     assert 0 < lo < slope < hi and 0.35 < slope < 0.65  # true slope 0.5; posts with few views are noisy
     assert (slope, lo, hi) == pooled_conversion_slope(posts, "content", seed=3)[:3]  # seeded
+
+
+def test_the_posts_table_names_each_posts_format() -> None:
+    accounts = [{"name": "maker", "followers": 10, "topic": "#crafttok", "topics": ["#crafttok", "#planttok"],
+                 "posting_rate": 24.0}]
+    sim = run_simulation(make_experiment({"world": {"formats": ["tutorial", "story"], "accounts": accounts}}),
+                         "content")
+    posts = sim.recorder.tables["posts"].to_pydict()
+    mine = [f for a, f in zip(posts["author_id"], posts["format"], strict=True) if a == sim.world.accounts["maker"]]
+    others = [f for a, f in zip(posts["author_id"], posts["format"], strict=True) if a != sim.world.accounts["maker"]]
+    assert mine and set(mine) <= {"tutorial", "story"} and set(others) == {None}
