@@ -292,8 +292,8 @@ class Simulation:
         read[1] += len(earned)
         advantage = self.listen_rate[uid] * (earned - read[0] / read[1])
         self.topic_mix[uid] = _shift(self.topic_mix[uid], p.topic[recent], advantage)
-        made = p.format[recent] >= 0  # its scenario and derivative posts have no format
         if uid in self.format_mix:
+            made = p.format[recent] >= 0  # its scenario and derivative posts have no format
             self.format_mix[uid] = _shift(self.format_mix[uid], p.format[recent][made], advantage[made])
 
     def inspire(self, now: float) -> None:

@@ -366,15 +366,17 @@ class Recorder:
 
     def _posts_table(self) -> pa.Table:
         p = self.posts
-        topics = np.asarray(self.world.topics, dtype=object)
-        events = np.asarray([e.name for e in self.exp.events] + [None], dtype=object)
+        def named(names: Any, ids: np.ndarray) -> np.ndarray:
+            """The name of each id; None for NO_ID (-1 picks the None after the names)."""
+            return np.asarray(list(names) + [None], dtype=object)[ids]
+
         cols: dict[str, Any] = {
             "post_id": np.arange(len(p)), "author_id": p.author, "author_followers_at_post": p.author_followers_at_post,
-            "created_at": p.created_at, "topic": topics[p.topic], "quality": p.quality,
-            "authenticity": p.authenticity, "length_s": p.length_s,
-            "format": np.asarray(list(self.exp.world.formats) + [None], dtype=object)[p.format],
-            "event": events[p.event],
-            "product": np.asarray(list(self.world.products.names) + [None], dtype=object)[p.product],
+            "created_at": p.created_at, "topic": np.asarray(self.world.topics, dtype=object)[p.topic],
+            "quality": p.quality, "authenticity": p.authenticity, "length_s": p.length_s,
+            "format": named(self.exp.world.formats, p.format),
+            "event": named([e.name for e in self.exp.events], p.event),
+            "product": named(self.world.products.names, p.product),
         }  # fmt: skip
         for name in ("views", "likes", "comments", "shares", "follows", "purchases", "completions", "watch_s",
                      "views_following", "views_reshare", "views_pool", "views_explore", "views_other",
