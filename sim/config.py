@@ -65,7 +65,8 @@ class PlantedAccount:
     name: str = knob(desc="label used by events, products and result tables")
     followers: int = knob(desc="exact number of (real, active) followers at t=0", lo=0)
     topic: str = knob(desc="the account's micro-community (a topic name)")
-    posting_rate: float = knob(0.0, "background posts per day besides scenario posts", lo=0, unit="1/day")
+    posting_rate: float = knob(0.0, "background posts per day besides scenario posts, from t=0 (planted "
+                               "accounts post nothing during the warm-up)", lo=0, unit="1/day")
     bought_followers: int = knob(0, "inactive (bought) followers added when the world is built; they never "
                                  "watch, but the follower count users see includes them", lo=0)
     authenticity: float = knob(-1.0, "authenticity of the account's background posts (-1: drawn like "

@@ -73,6 +73,11 @@ class Simulation:
         self.arrival_day = -1
         self.session_cum = np.zeros(self.users.n)
         self.posting_cum = np.cumsum(self.users.posting_rate.astype(np.float64) / DAY)
+        # Planted accounts are the scenario, which starts at t = 0: they post nothing during the
+        # warm-up, so each has exactly its planted followers when the scenario starts.
+        self.planted = np.zeros(self.users.n, dtype=bool)
+        self.planted[list(self.world.accounts.values())] = True
+        self.warmup_posting_cum = np.cumsum(np.where(self.planted, 0.0, self.users.posting_rate) / DAY)
         diurnal = np.asarray(exp.world.diurnal, dtype=np.float64)
         self.diurnal = diurnal / diurnal.mean()  # multiplier per hour, mean 1
         n_days = int(np.ceil(days)) + 1
@@ -237,11 +242,12 @@ class Simulation:
 
     def post_background(self, now: float) -> None:
         rng = self.rngs["posting"]
-        total = self.posting_cum[-1]
+        cum = self.posting_cum if now >= 0 else self.warmup_posting_cum
+        total = cum[-1]
         if total <= 0:
             return
         m = rng.poisson(total * self.dt * self.hour_factor(now))
-        authors = np.searchsorted(self.posting_cum, rng.random(m) * total, side="right")
+        authors = np.searchsorted(cum, rng.random(m) * total, side="right")
         columns = draw_posts(self.users, authors, self.exp.world, rng)
         with_sound = rng.random(m) < self.exp.world.sound_share
         for uid, (authenticity, quality, product) in self._styles.items():
@@ -324,6 +330,9 @@ class Simulation:
         rng = self.rngs["behavior"]
         m = rng.poisson(total * self.dt * self.hour_factor(now))
         authors = np.searchsorted(self.inspired_cum, rng.random(m) * total, side="right")
+        if now < 0:  # planted accounts start posting at t = 0
+            authors = authors[~self.planted[authors]]
+            m = len(authors)
         columns = draw_posts(self.users, authors, self.exp.world, rng)
         columns["topic"] = self.inspired_topic[authors].astype(np.int64)
         with_sound = rng.random(m) < self.exp.world.sound_share
@@ -359,6 +368,9 @@ class Simulation:
         if not due.any():
             return
         authors, parents = queue["author"][due], queue["parent"][due]
+        if now < 0:  # planted accounts start posting at t = 0
+            keep = ~self.planted[authors]
+            authors, parents = authors[keep], parents[keep]
         p, sounds = self.posts, self.sounds
         # From the behaviour stream: derivatives answer what was watched, so they differ by ranker,
         # while the posting stream (every other post) stays common to the rankers of a replicate.
