@@ -411,7 +411,7 @@ def test_a_world_without_formats_draws_nothing_for_them() -> None:
 
 def test_listening_measures_compare_views_per_post_overall_and_late() -> None:
     topics = ["#crafttok", "#planttok"]
-    accounts = [{"name": name, "followers": 10, "topic": "#crafttok", "topics": topics, "posting_rate": 12.0,
+    accounts = [{"name": name, "followers": 10, "topic": "#crafttok", "topics": topics, "posting_rate": 16.0,
                  "listen_rate": rate} for name, rate in [("ear", 1.0), ("deaf", 0.0)]]
     sim = run_simulation(make_experiment({"horizon_days": 1.5, "world": {"accounts": accounts}}), "content")
     m = measures(sim)
