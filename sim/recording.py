@@ -206,6 +206,12 @@ MEASURES: dict[str, dict[str, str]] = {
         "core_view_share": "share of those views by users whose main interest is the post's topic",
         "main_topic_share": "share of its posts in its most used topic (a listening creator's mix narrows)",
     },
+    "accounts": {
+        "planted": "planted accounts in the run",
+        "views": "views of all planted accounts' posts made after t=0 (a paired sweep's change in it pools "
+                 "several accounts' changes into one per replicate)",
+        "followers_end": "their followers at the horizon, summed",
+    },
     "account_formats": {
         "main_format_share": "share of a planted multi-topic account's posts in its most used format "
                              "(world.formats; a listening creator's mix narrows)",
@@ -478,6 +484,12 @@ class Recorder:
                 formats = np.bincount(p.format[mine & (p.format >= 0)], minlength=len(sim.exp.world.formats))
                 add("account_formats", name, {"main_format_share": metrics.share(int(formats.max()),
                                                                                  int(formats.sum()))})
+        if sim.world.accounts:
+            planted = np.isin(p.author, list(sim.world.accounts.values())) & (p.created_at >= 0)
+            add("accounts", "planted", {
+                "planted": len(sim.world.accounts), "views": float(p.views[planted].sum()),
+                "followers_end": int(sim.state.follower_counts[list(sim.world.accounts.values())].sum()),
+            })  # fmt: skip
         sounds = sim.sounds
         for name, sid in sounds.names.items():
             uses = p.sound == sid

@@ -247,6 +247,16 @@ def test_point_differences_are_paired_by_replicate() -> None:
     assert out["point_rel_mean"][out["point"].index(0)] == pytest.approx(0.0)
 
 
+def test_the_planted_accounts_measure_pools_every_planted_account() -> None:
+    accounts = [{"name": name, "followers": 15, "topic": topic, "posting_rate": 24.0}
+                for name, topic in [("a", "#crafttok"), ("b", "#planttok"), ("c", "#booktok")]]
+    m = measures(run_simulation(make_experiment({"horizon_days": 0.25, "world": {"accounts": accounts}}),
+                                "content"))
+    assert m["accounts", "planted", "planted"] == 3
+    assert m["accounts", "planted", "views"] == sum(m["account", n, "views"] for n in "abc") > 0
+    assert m["accounts", "planted", "followers_end"] == sum(m["account", n, "followers_end"] for n in "abc")
+
+
 def test_measures_reach_the_summary(tmp_path) -> None:  # type: ignore[no-untyped-def]
     exp = make_experiment(SONG, {"horizon_days": 0.1, "world": {"users": 1500}})
     runner = Runner(exp, tmp_path, jobs=1)
