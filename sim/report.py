@@ -134,26 +134,56 @@ def sellouts(config: dict[str, Any], focal: pa.Table, posts: pa.Table) -> dict[s
     return out
 
 
+def reference_point(runs: pa.Table, config: dict[str, Any]) -> tuple[set[str], str] | None:
+    """In a sweep, the run ids of the point the tracked-entity figures show (the file's
+    ``baseline_point``, else point 0) and a sentence naming it; ``None`` without a sweep."""
+    sweeps = sorted(c for c in runs.column_names if c.startswith("sweep_"))
+    if not sweeps or runs.num_rows == 0:
+        return None
+    point = max(int(config.get("baseline_point", -1)), 0)
+    ids = [str(r) for r in plots.column(runs, "run_id")]
+    mine = [i for i, r in enumerate(ids) if r.rsplit("-r", 1)[0].endswith(f"-p{point}")]
+    if not mine:
+        return None
+    params = ", ".join(f"{c.removeprefix('sweep_')} = {plots.column(runs, c)[mine[0]]}" for c in sweeps)
+    return {ids[i] for i in mine}, f" Sweep point {point} only ({params}); the sweep figures compare the points."
+
+
+def _runs_only(table: pa.Table, run_ids: set[str]) -> pa.Table:
+    if table.num_rows == 0 or "run_id" not in table.column_names:
+        return table
+    return table.filter(pc.is_in(table["run_id"], value_set=pa.array(sorted(run_ids), type=table["run_id"].type)))
+
+
 def draw(tables: dict[str, pa.Table], ctx: plots.Context, config: dict[str, Any] | None = None
          ) -> list[tuple[str, str, str]]:
-    """Draw every figure that applies; return (file stem, title, how to read it)."""
+    """Draw every figure that applies; return (file stem, title, how to read it).
+
+    In a sweep, the figures of tracked posts, accounts and products show one point (see
+    :func:`reference_point`): a median over points would mix worlds that differ on purpose."""
     config = config or {}
     runs, focal, posts = tables["runs"], tables["focal"], tables["posts"]
     promotions, ts = tables["promotions"], tables["timeseries"]
     kinds = set(map(str, plots.column(ts, "kind"))) if ts.num_rows else set()
+    tracked = {"ts": ts, "focal": focal, "posts": posts, "promotions": promotions}
+    at_point = ""
+    reference = reference_point(runs, config)
+    if reference is not None:
+        tracked = {k: _runs_only(t, reference[0]) for k, t in tracked.items()}
+        at_point = reference[1]
     out: list[tuple[str, str, str]] = []
     if "post" in kinds:
-        out.append(("reach_over_time", plots.reach_over_time(ts, focal, posts, ctx),
+        out.append(("reach_over_time", plots.reach_over_time(tracked["ts"], tracked["focal"], tracked["posts"], ctx),
                     "Cumulative views of each tracked post since it was posted (log scale); dashed and dotted "
-                    "lines mark the author's follower count and its multiples."))
+                    "lines mark the author's follower count and its multiples." + at_point))
     if posts.num_rows:
         out.append(("view_sources", plots.view_sources(posts, ctx, tables.get("impressions")),
                     "Where impressions come from, per ranker: followed accounts (blue) against For You "
                     "traffic pools and interest retrieval (warm colours)."))
     if promotions.num_rows:
-        out.append(("pool_ladder", plots.pool_ladder(promotions, posts, focal, ctx),
+        out.append(("pool_ladder", plots.pool_ladder(tracked["promotions"], tracked["posts"], tracked["focal"], ctx),
                     "The traffic-pool ladder: how many posts reach each stage (log scale), and when the tracked "
-                    "post was promoted in each run."))
+                    "post was promoted in each run." + at_point))
     if posts.num_rows:
         out.append(("views_vs_followers", plots.views_vs_followers(posts, ctx),
                     "Every post's views against its author's follower count (log-log); a slope near 1 means "
@@ -161,11 +191,12 @@ def draw(tables: dict[str, pa.Table], ctx: plots.Context, config: dict[str, Any]
         out.append(("inequality", plots.inequality(posts, ctx),
                     "Lorenz curves: how unequally views are spread over posts and over creators."))
     if "account" in kinds:
-        out.append(("follower_growth", plots.follower_growth(ts, ctx),
-                    "Followers of the tracked accounts over time."))
+        out.append(("follower_growth", plots.follower_growth(tracked["ts"], ctx),
+                    "Followers of the tracked accounts over time." + at_point))
     if "product" in kinds:
-        out.append(("inventory", plots.inventory(ts, ctx, sellouts(config, focal, posts)),
-                    "Units in stock over time; dashed lines: sell-out."))
+        out.append(("inventory", plots.inventory(tracked["ts"], ctx,
+                                                 sellouts(config, tracked["focal"], tracked["posts"])),
+                    "Units in stock over time; dashed lines: sell-out." + at_point))
     if len(set(map(str, plots.column(runs, "ranker")))) >= 2:
         out.append(("paired_differences", plots.forest(runs, ctx),
                     f"Headline metrics of each ranker minus {ctx.baseline}, paired by replicate, with 95% "

@@ -82,3 +82,17 @@ def test_pairing_shrinks_the_ci_of_a_difference() -> None:
     diffs = [b_indep[boot.integers(0, 12, 12)].mean() - a[boot.integers(0, 12, 12)].mean() for _ in range(2000)]
     lo_i, hi_i = np.quantile(diffs, [0.025, 0.975])
     assert hi - lo < (hi_i - lo_i) / 2
+
+
+def test_figures_of_tracked_entities_show_one_sweep_point() -> None:
+    import pyarrow as pa
+
+    from sim.report import reference_point
+
+    ids = ["content-p0-r0", "content-p1-r0", "follower-p0-r0", "follower-p1-r0", "content-p10-r1"]
+    runs = pa.table({"run_id": ids, "ranker": [i.split("-")[0] for i in ids],
+                     "sweep_x": [0.0, 1.0, 0.0, 1.0, 9.0]})
+    assert reference_point(runs, {})[0] == {"content-p0-r0", "follower-p0-r0"}
+    chosen, sentence = reference_point(runs, {"baseline_point": 1})
+    assert chosen == {"content-p1-r0", "follower-p1-r0"} and "point 1" in sentence and "x = 1.0" in sentence
+    assert reference_point(runs.drop(["sweep_x"]), {}) is None  # no sweep: every run
