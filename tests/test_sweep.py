@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from sim.config import ConfigError, parse, points, quick_overrides, sweep_points
 from sim.metrics import bootstrap_ci
+from sim.report import reference_point
 from sim.runner import Runner, plan
 
 
@@ -85,10 +87,6 @@ def test_pairing_shrinks_the_ci_of_a_difference() -> None:
 
 
 def test_figures_of_tracked_entities_show_one_sweep_point() -> None:
-    import pyarrow as pa
-
-    from sim.report import reference_point
-
     ids = ["content-p0-r0", "content-p1-r0", "follower-p0-r0", "follower-p1-r0", "content-p10-r1"]
     runs = pa.table({"run_id": ids, "ranker": [i.split("-")[0] for i in ids],
                      "sweep_x": [0.0, 1.0, 0.0, 1.0, 9.0]})
