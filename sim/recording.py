@@ -485,10 +485,10 @@ class Recorder:
                 add("account_formats", name, {"main_format_share": metrics.share(int(formats.max()),
                                                                                  int(formats.sum()))})
         if sim.world.accounts:
-            planted = np.isin(p.author, list(sim.world.accounts.values())) & (p.created_at >= 0)
+            mine = sim.planted[p.author] & (p.created_at >= 0)
             add("accounts", "planted", {
-                "planted": len(sim.world.accounts), "views": float(p.views[planted].sum()),
-                "followers_end": int(sim.state.follower_counts[list(sim.world.accounts.values())].sum()),
+                "planted": len(sim.world.accounts), "views": float(p.views[mine].sum()),
+                "followers_end": int(sim.state.follower_counts[sim.planted].sum()),
             })  # fmt: skip
         sounds = sim.sounds
         for name, sid in sounds.names.items():
