@@ -260,9 +260,10 @@ MEASURES: dict[str, dict[str, str]] = {
     "products": {
         "sold": "units sold over every product",
         "non_follower_share": "share of units bought by viewers not following the seller",
-        "conversion_comment_slope": "OLS slope of purchases per view on comments per view, over product "
-                                    "posts with at least 50 views (per-view rates: a post's wider "
-                                    "audience lowers both, so the slope is not an audience-size artefact)",
+        "conversion_comment_slope": "OLS slope of purchases per view on log(1 + comments), over product "
+                                    "posts with at least 50 views: the count a viewer sees, as social "
+                                    "proof uses it (a post's wider audience has less interest, which "
+                                    "pulls the slope down, not up)",
         "product_posts": "product posts with at least 50 views",
     },
 }
@@ -557,7 +558,7 @@ class Recorder:
         if len(products.names):
             seen = (p.product >= 0) & (p.views >= 50)
             seen_views = p.views[seen].astype(np.float64)
-            slope = metrics.linear_slope(p.comments[seen] / seen_views, p.purchases[seen] / seen_views)
+            slope = metrics.linear_slope(np.log1p(p.comments[seen]), p.purchases[seen] / seen_views)
             add("products", "all", {
                 "sold": int(products.sold.sum()),
                 "non_follower_share": metrics.share(int(products.sold_non_follower.sum()), int(products.sold.sum())),
