@@ -615,6 +615,7 @@ class Simulation:
             return purchased
         idx = idx[products.inventory[product[idx]] > 0]
         posts = self.posts
+        np.add.at(posts.cols["views_in_stock"], post[idx], 1)
         proof = behavior.social_proof(posts.likes[post[idx]] + posts.bought_likes[post[idx]],
                                       posts.comments[post[idx]])
         intent = behavior.purchase_intent(self.exp.behavior, fraction[idx], affinity[idx], proof,

@@ -98,6 +98,7 @@ SCHEMAS: dict[str, list[Column]] = {
         ("shares", pa.int32(), "", "shares (reshares to followers)"),
         ("follows", pa.int32(), "", "follows of the author from this post"),
         ("purchases", pa.int32(), "units", "purchases from this post"),
+        ("views_in_stock", pa.int32(), "impressions", "views while the post's product had stock (0: no product)"),
         ("completions", pa.int32(), "", "views watched to the completion threshold"),
         ("watch_s", pa.float64(), "s", "total watch time"),
         ("views_following", pa.int32(), "impressions", "views through the following channel"),
@@ -260,11 +261,12 @@ MEASURES: dict[str, dict[str, str]] = {
     "products": {
         "sold": "units sold over every product",
         "non_follower_share": "share of units bought by viewers not following the seller",
-        "conversion_comment_slope": "OLS slope of purchases per view on log(1 + comments), over product "
-                                    "posts with at least 50 views: the count a viewer sees, as social "
-                                    "proof uses it (a post's wider audience has less interest, which "
-                                    "pulls the slope down, not up)",
-        "product_posts": "product posts with at least 50 views",
+        "conversion_comment_slope": "OLS slope of conversion (purchases per view while in stock) on "
+                                    "log(1 + comments), over product posts with at least 50 views in "
+                                    "stock: comments as a viewer sees them, a count, as social proof uses "
+                                    "it (a post's wider audience has less interest, which pulls the "
+                                    "slope down, not up)",
+        "product_posts": "product posts with at least 50 views in stock",
     },
 }
 
@@ -385,8 +387,8 @@ class Recorder:
             "event": named([e.name for e in self.exp.events], p.event),
             "product": named(self.world.products.names, p.product),
         }  # fmt: skip
-        for name in ("views", "likes", "comments", "shares", "follows", "purchases", "completions", "watch_s",
-                     "views_following", "views_reshare", "views_pool", "views_explore", "views_other",
+        for name in ("views", "likes", "comments", "shares", "follows", "purchases", "views_in_stock", "completions",
+                     "watch_s", "views_following", "views_reshare", "views_pool", "views_explore", "views_other",
                      "depth", "derivatives", "bought_likes"):
             cols[name] = getattr(p, name)
         cols["sound"] = pa.array(p.sound, mask=p.sound < 0)
@@ -556,9 +558,9 @@ class Recorder:
                 "non_follower_share": metrics.share(int(products.sold_non_follower[i]), int(products.sold[i])),
             })  # fmt: skip
         if len(products.names):
-            seen = (p.product >= 0) & (p.views >= 50)
-            seen_views = p.views[seen].astype(np.float64)
-            slope = metrics.linear_slope(np.log1p(p.comments[seen]), p.purchases[seen] / seen_views)
+            seen = (p.product >= 0) & (p.views_in_stock >= 50)
+            conversion = p.purchases[seen] / p.views_in_stock[seen].astype(np.float64)
+            slope = metrics.linear_slope(np.log1p(p.comments[seen]), conversion)
             add("products", "all", {
                 "sold": int(products.sold.sum()),
                 "non_follower_share": metrics.share(int(products.sold_non_follower.sum()), int(products.sold.sum())),

@@ -405,17 +405,19 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.C
 
 def pooled_conversion_slope(posts: pa.Table, ranker: str, seed: int, min_views: int = 50,
                             n_boot: int = 2000) -> tuple[float, float, float, int]:
-    """Purchases per view against comments per view over every product post of a ranker with at
-    least ``min_views`` views, pooled over replicates: the OLS slope and a 95% bootstrap interval
-    that resamples whole replicates (posts of one run are not independent).  Returns (slope, low,
-    high, posts); nan where there are too few posts."""
+    """Conversion (purchases per view while in stock) against log(1 + comments) over every product
+    post of a ranker with at least ``min_views`` views in stock, pooled over replicates: the OLS
+    slope and a 95% bootstrap interval that resamples whole replicates (posts of one run are not
+    independent).  Results written before ``views_in_stock`` existed use all views.  Returns
+    (slope, low, high, posts); nan where there are too few posts."""
     if "product" not in posts.column_names:
         return float("nan"), float("nan"), float("nan"), 0
+    offered = "views_in_stock" if "views_in_stock" in posts.column_names else "views"
     keep = pc.and_(pc.and_(pc.equal(posts["ranker"], ranker), pc.is_valid(posts["product"])),
-                   pc.greater_equal(posts["views"], min_views))
+                   pc.greater_equal(posts[offered], min_views))
     t = posts.filter(keep)
-    views = plots.column(t, "views").astype(float)
-    x, y = plots.column(t, "comments") / np.maximum(views, 1), plots.column(t, "purchases") / np.maximum(views, 1)
+    views = plots.column(t, offered).astype(float)
+    x, y = np.log1p(plots.column(t, "comments")), plots.column(t, "purchases") / np.maximum(views, 1)
     rep = plots.column(t, "replicate")
     slope = metrics.linear_slope(x, y)
     reps = np.unique(rep)
@@ -440,10 +442,11 @@ def _conversion_section(posts: pa.Table, ctx: plots.Context) -> list[str]:
     if not rows:
         return []
     return ["### Conversion and comments", "",
-            "Purchases per view against comments per view, over every product post with at least 50 views, "
-            "pooled over replicates: OLS slope and a 95% bootstrap interval that resamples whole replicates "
+            "Conversion (purchases per view while the product was in stock) against log(1 + comments), over "
+            "every product post with at least 50 views in stock, pooled over replicates: OLS slope and a 95% "
+            "bootstrap interval that resamples whole replicates "
             f"(`numpy.random.default_rng({ctx.seed})`). A positive slope: posts that start conversations sell "
-            "more per view.", ""] + _md_table(["ranker", "product posts", "slope", "95% CI"], rows) + [""]
+            "more per view. Comments enter as the count a viewer sees, as social proof uses it.", ""] + _md_table(["ranker", "product posts", "slope", "95% CI"], rows) + [""]
 
 
 def _measures_section(summary: pa.Table | None, ctx: plots.Context, highlights: list[str]) -> list[str]:

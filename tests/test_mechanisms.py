@@ -145,6 +145,23 @@ def test_restocks_refill_stock_after_each_sellout() -> None:
     assert timeline("restocks")[-1] == products.restocks[0] and timeline("restocks") == sorted(timeline("restocks"))
 
 
+def test_the_comment_slope_is_conversion_per_view_against_log_comments_of_seen_product_posts() -> None:
+    exp = make_experiment(SCENARIO, {
+        "world": {"accounts": [{"name": "seller", "followers": 20, "topic": "#beautytok", "posting_rate": 48.0,
+                                "quality_quantile": 0.95, "product": "cream"}],
+                  "products": [{"name": "cream", "seller": "seller", "inventory": 100_000}]},
+        "horizon_days": 1.0})
+    sim = run_simulation(exp, "content")
+    p = sim.posts
+    seen = (p.product >= 0) & (p.views_in_stock >= 50)
+    assert seen.sum() >= 3 and len(np.unique(p.comments[seen])) >= 2
+    assert (p.views_in_stock <= p.views).all() and (p.views_in_stock[p.product < 0] == 0).all()
+    expected = np.polyfit(np.log1p(p.comments[seen]), p.purchases[seen] / p.views_in_stock[seen], 1)[0]
+    m = measures(sim)
+    assert m[("products", "all", "product_posts")] == seen.sum()
+    assert m[("products", "all", "conversion_comment_slope")] == pytest.approx(expected)
+
+
 def test_sales_through_for_you_reach_non_followers() -> None:
     exp = make_experiment(SCENARIO, {"behavior": {"purchase_intercept": -1.0}})
     m = measures(run_simulation(exp, "content"))
@@ -506,14 +523,15 @@ def test_pooled_conversion_slope_recovers_a_known_slope_and_resamples_replicates
     rng = np.random.default_rng(1)
     n = 400
     views = rng.integers(60, 5000, n)
+    in_stock = views - rng.integers(0, 10, n)  # views after a sell-out cannot convert
     comments = rng.binomial(views, rng.uniform(0.001, 0.02, n))
-    purchases = rng.binomial(views, 0.001 + 0.5 * comments / views)
+    purchases = rng.binomial(in_stock, 0.001 + 0.002 * np.log1p(comments))
     posts = pa.table({"ranker": ["content"] * n, "replicate": np.repeat(np.arange(8), n // 8),
-                      "product": ["soap"] * (n - 10) + [None] * 10, "views": views, "comments": comments,
-                      "purchases": purchases})
+                      "product": ["soap"] * (n - 10) + [None] * 10, "views": views, "views_in_stock": in_stock,
+                      "comments": comments, "purchases": purchases})
     slope, lo, hi, used = pooled_conversion_slope(posts, "content", seed=3)
     assert used == n - 10
-    assert 0 < lo < slope < hi and 0.35 < slope < 0.65  # true slope 0.5; posts with few views are noisy
+    assert 0 < lo < slope < hi and 0.0014 < slope < 0.0026  # true slope 0.002
     assert (slope, lo, hi) == pooled_conversion_slope(posts, "content", seed=3)[:3]  # seeded
 
 
