@@ -260,6 +260,7 @@ MEASURES: dict[str, dict[str, str]] = {
     },
     "products": {
         "sold": "units sold over every product",
+        "sellouts": "sell-outs over every product", "restocks": "restocks over every product",
         "non_follower_share": "share of units bought by viewers not following the seller",
         "conversion_comment_slope": "OLS slope of conversion (purchases per view while in stock) on "
                                     "log(1 + comments), over product posts with at least 50 views in "
@@ -562,7 +563,8 @@ class Recorder:
             conversion = p.purchases[seen] / p.views_in_stock[seen].astype(np.float64)
             slope = metrics.linear_slope(np.log1p(p.comments[seen]), conversion)
             add("products", "all", {
-                "sold": int(products.sold.sum()),
+                "sold": int(products.sold.sum()), "sellouts": int(products.sellouts.sum()),
+                "restocks": int(products.restocks.sum()),
                 "non_follower_share": metrics.share(int(products.sold_non_follower.sum()), int(products.sold.sum())),
                 "conversion_comment_slope": slope, "product_posts": int(seen.sum()),
             })  # fmt: skip

@@ -434,11 +434,21 @@ def pooled_conversion_slope(posts: pa.Table, ranker: str, seed: int, min_views: 
 def _conversion_section(posts: pa.Table, ctx: plots.Context) -> list[str]:
     if "product" not in posts.column_names or posts.column("product").null_count == posts.num_rows:
         return []
+    # In a sweep each point is its own population: one row per ranker and point, in sweep order.
+    sweeps = sorted(c for c in posts.column_names if c.startswith("sweep_"))
+    points = list(dict.fromkeys(zip(*(plots.column(posts, c).tolist() for c in sweeps)))) if sweeps else [()]
     rows = []
     for label in ctx.ordered(list(map(str, plots.column(posts, "ranker")))):
-        slope, lo, hi, n = pooled_conversion_slope(posts, label, ctx.seed)
-        if n:
-            rows.append([label, str(n), f"{slope:+.3f}", f"[{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else "n/a"])
+        for values in points:
+            at = posts
+            for c, v in zip(sweeps, values, strict=True):
+                at = at.filter(pc.equal(at[c], v))
+            slope, lo, hi, n = pooled_conversion_slope(at, label, ctx.seed)
+            if not n:
+                continue
+            name = label + "".join(f", {c.removeprefix('sweep_')} = {v}" for c, v in zip(sweeps, values, strict=True))
+            rows.append([name, str(n), f"{1000 * slope:+.3f}",
+                         f"[{1000 * lo:+.3f}, {1000 * hi:+.3f}]" if np.isfinite(lo) else "n/a"])
     if not rows:
         return []
     return ["### Conversion and comments", "",
@@ -446,7 +456,9 @@ def _conversion_section(posts: pa.Table, ctx: plots.Context) -> list[str]:
             "every product post with at least 50 views in stock, pooled over replicates: OLS slope and a 95% "
             "bootstrap interval that resamples whole replicates "
             f"(`numpy.random.default_rng({ctx.seed})`). A positive slope: posts that start conversations sell "
-            "more per view. Comments enter as the count a viewer sees, as social proof uses it.", ""] + _md_table(["ranker", "product posts", "slope", "95% CI"], rows) + [""]
+            "more per view. Comments enter as the count a viewer sees, as social proof uses it; the slope is "
+            "in purchases per 1,000 views per unit of log(1 + comments).", ""] \
+        + _md_table(["ranker", "product posts", "slope", "95% CI"], rows) + [""]
 
 
 def _measures_section(summary: pa.Table | None, ctx: plots.Context, highlights: list[str]) -> list[str]:

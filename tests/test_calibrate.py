@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from sim import calibrate
+from sim import calibrate, metrics
 from sim.runner import Runner, plan
 from tests.conftest import make_experiment
 
@@ -76,6 +76,14 @@ def test_rows_of_a_tiny_run(results: Path) -> None:
     users = by_name["posts by the most active quarter of users"].content
     posters = by_name["posts by the most active quarter of posters"].content
     assert users is not None and posters is not None and users >= posters
+    posts = pq.read_table(results / "posts.parquet", columns=["run_id", "ranker", "views"]).to_pydict()
+    run_ids = np.asarray(posts["run_id"], dtype=object)
+    views = np.asarray(posts["views"])
+    top = [metrics.top_share(views[run_ids == rid], 0.05) for r, rid in zip(runs["ranker"], runs["run_id"],
+                                                                             strict=True) if r == "content"]
+    concentration = by_name["views to the top 5% of posts"].content
+    assert concentration == pytest.approx(float(np.median(top)))
+    assert concentration is not None and 0.05 < concentration <= 1.0
     half = by_name["hours for a typical post to reach half its views"]
     assert half.content is not None and 0 <= half.content <= 6.0  # the tiny run's horizon
     stages = [r for r in rows if r.aggregate.startswith("pool stage 0 (pool of 300)")]

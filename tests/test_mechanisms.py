@@ -143,6 +143,9 @@ def test_restocks_refill_stock_after_each_sellout() -> None:
 
     assert min(timeline("inventory")) >= 0
     assert timeline("restocks")[-1] == products.restocks[0] and timeline("restocks") == sorted(timeline("restocks"))
+    m = measures(sim)
+    assert m[("products", "all", "sellouts")] == products.sellouts[0]
+    assert m[("products", "all", "restocks")] == products.restocks[0]
 
 
 def test_the_comment_slope_is_conversion_per_view_against_log_comments_of_seen_product_posts() -> None:
