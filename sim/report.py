@@ -436,7 +436,8 @@ def _conversion_section(posts: pa.Table, ctx: plots.Context) -> list[str]:
         return []
     # In a sweep each point is its own population: one row per ranker and point, in sweep order.
     sweeps = sorted(c for c in posts.column_names if c.startswith("sweep_"))
-    points = list(dict.fromkeys(zip(*(plots.column(posts, c).tolist() for c in sweeps)))) if sweeps else [()]
+    columns = [plots.column(posts, c).tolist() for c in sweeps]
+    points = list(dict.fromkeys(zip(*columns, strict=True))) if sweeps else [()]
     rows = []
     for label in ctx.ordered(list(map(str, plots.column(posts, "ranker")))):
         for values in points:

@@ -94,3 +94,27 @@ def test_figures_of_tracked_entities_show_one_sweep_point() -> None:
     chosen, sentence = reference_point(runs, {"baseline_point": 1})
     assert chosen == {"content-p1-r0", "follower-p1-r0"} and "point 1" in sentence and "x = 1.0" in sentence
     assert reference_point(runs.drop(["sweep_x"]), {}) is None  # no sweep: every run
+
+
+def test_the_conversion_table_has_a_row_per_ranker_and_sweep_point(tmp_path) -> None:
+    import pyarrow.compute as pc
+
+    from sim import plots
+    from sim.report import _conversion_section, pooled_conversion_slope
+
+    rng = np.random.default_rng(5)
+    n = 80
+    comments = rng.integers(0, 20, n)
+    slope = np.repeat([0.002, -0.001], n // 2)  # point 0 rises with comments, point 1 falls
+    posts = pa.table({"run_id": [f"content-p{p}-r{r}" for p in (0, 1) for r in range(4) for _ in range(n // 8)],
+                      "ranker": ["content"] * n, "replicate": np.tile(np.repeat(np.arange(4), n // 8), 2),
+                      "sweep_proof": np.repeat([0.25, 0.0], n // 2), "product": ["soap"] * n,
+                      "views": np.full(n, 1000), "views_in_stock": np.full(n, 1000), "comments": comments,
+                      "purchases": np.round(1000 * (0.02 + slope * np.log1p(comments))).astype(int)})
+    ctx = plots.Context(experiment="t", seed=1, replicates=4, labels=("content",), plots_dir=tmp_path)
+    lines = _conversion_section(posts, ctx)
+    rows = [ln for ln in lines if ln.startswith("| content")]
+    assert [r.split(" | ")[0] for r in rows] == ["| content, proof = 0.25", "| content, proof = 0.0"]
+    assert "| 40 |" in rows[0] and "+2.0" in rows[0] and "-1.0" in rows[1]  # per 1,000 views
+    at_zero = posts.filter(pc.equal(posts["sweep_proof"], 0.0))
+    assert pooled_conversion_slope(at_zero, "content", 1)[0] == pytest.approx(-0.001, abs=1e-4)
