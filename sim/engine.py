@@ -87,6 +87,8 @@ class Simulation:
         self.sounds = Sounds()
         self.sound_tapped = np.full(self.users.n, NO_ID, dtype=np.int64)  # sound page to open next
         self._derivatives: list[dict[str, np.ndarray]] = []  # queued derivative posts, by due time
+        # With derivative_replaces_post: ordinary posts each user still owes for derivatives it made.
+        self._replaced = np.zeros(self.users.n, dtype=np.int64)
         # Listeners of named (scenario) sounds: who heard each, and whether first through the artist's post.
         self.listened = np.zeros((0, self.users.n), dtype=bool)
         self.listeners_via_artist = np.zeros(0, dtype=np.int64)
@@ -271,8 +273,25 @@ class Simulation:
                 form = _choose(self.format_mix[uid], rng, len(mine))
                 columns.setdefault("format", np.full(m, NO_ID, dtype=np.int16))[mine] = form
                 columns["quality"][mine] += self.world.format_fit[uid][form]
+        if self.exp.behavior.derivative_replaces_post and self._replaced.any():
+            # Every draw above is made as without replacement, so the posting stream stays common
+            # to the rankers of a replicate; only which drawn posts appear differs.
+            keep = ~self._take_replaced(authors)
+            columns = {k: v[keep] for k, v in columns.items()}
+            with_sound = with_sound[keep]
         ids = self.add_posts(columns, now)
         self.release_sounds(ids[with_sound], now)
+
+    def _take_replaced(self, authors: np.ndarray) -> np.ndarray:
+        """Which of these ordinary posts (in draw order) a derivative already took the place of:
+        each author's first ``_replaced[author]`` posts here; the debts are paid down."""
+        order = np.argsort(authors, kind="stable")
+        ranked = authors[order]
+        nth = np.arange(len(ranked)) - np.searchsorted(ranked, ranked, side="left")
+        dropped = np.empty(len(authors), dtype=bool)
+        dropped[order] = nth < self._replaced[ranked]
+        np.subtract.at(self._replaced, authors[dropped], 1)
+        return dropped
 
     def listen(self, uid: int, now: float) -> None:
         """A creator who listens reads what each of its posts earned once the post is a day old
@@ -381,6 +400,8 @@ class Simulation:
                        quality=(1 - carry) * columns["quality"] + carry * sounds.appeal[sound])
         self.add_posts(columns, now)
         np.add.at(p.cols["derivatives"], parents, 1)
+        if self.exp.behavior.derivative_replaces_post:
+            np.add.at(self._replaced, authors, 1)
 
     def post_scenario(self, index: int, event, now: float) -> None:  # type: ignore[no-untyped-def]
         world = self.world

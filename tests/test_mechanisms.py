@@ -100,6 +100,28 @@ def test_named_sound_measures_match_the_posts_and_impressions(duet_run: Simulati
     assert m[("sound", "anthem", "unique_listeners")] == len(viewers)
 
 
+def test_a_derivative_that_replaces_a_post_takes_the_place_of_its_creators_next_ordinary_post() -> None:
+    def run(replaces: bool) -> Simulation:
+        exp = make_experiment(SONG, {"behavior": {"derivative_intercept": -4.0, "derivative_delay_hours": 0.2,
+                                                  "inspire_rate": 0.0, "derivative_replaces_post": replaces}})
+        return run_simulation(exp, "content")
+
+    extra, replacing = run(False), run(True)
+    def counts(sim: Simulation) -> tuple[int, int]:
+        p = sim.posts
+        return int(((p.parent < 0) & (p.event < 0)).sum()), int((p.parent >= 0).sum())
+
+    ordinary_extra, derivatives_extra = counts(extra)
+    ordinary, derivatives = counts(replacing)
+    assert derivatives > 50 and not extra._replaced.any()
+    # The posting stream draws the same ordinary posts; each derivative made removes one of its
+    # creator's, save those its creator has not been drawn to make yet.
+    owed = int(replacing._replaced.sum())
+    assert ordinary + derivatives - owed == ordinary_extra
+    assert 0 < ordinary_extra - ordinary <= derivatives and replacing._replaced.min() >= 0
+    assert len(replacing.posts.author) < ordinary_extra + derivatives_extra
+
+
 def test_sound_page_lists_the_original_first_then_uses_by_views() -> None:
     exp = make_experiment(SONG)
     sim = Simulation(exp, spec_of(exp, "content"), 0)
