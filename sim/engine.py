@@ -634,9 +634,9 @@ class Simulation:
         idx = np.flatnonzero(product >= 0)
         if len(idx) == 0:
             return purchased
-        idx = idx[products.inventory[product[idx]] > 0]
+        idx = idx[products.inventory[product[idx]] > 0]  # in stock when this batch began
+        offered = idx
         posts = self.posts
-        np.add.at(posts.cols["views_in_stock"], post[idx], 1)
         proof = behavior.social_proof(posts.likes[post[idx]] + posts.bought_likes[post[idx]],
                                       posts.comments[post[idx]])
         intent = behavior.purchase_intent(self.exp.behavior, fraction[idx], affinity[idx], proof,
@@ -646,6 +646,11 @@ class Simulation:
         idx = idx[sold]
         purchased[idx] = True
         counts = np.bincount(product[idx], minlength=len(products.names))
+        # Views of a product after the buyer of its last unit (batches are in arrival order) could not buy.
+        for i in np.flatnonzero((counts > 0) & (counts == products.inventory)):
+            last = idx[product[idx] == i].max()
+            offered = offered[(product[offered] != i) | (offered <= last)]
+        np.add.at(posts.cols["views_in_stock"], post[offered], 1)
         views_group = channel_group(channel[idx])  # 0 following, 1 reshare, 2 pool, 3 explore, 4 other
         group = np.select([views_group <= 1, views_group <= 3, channel[idx] == SOUND], [0, 1, 2], 3)
         np.add.at(products.sold_by_channel, (product[idx], group), 1)

@@ -263,10 +263,9 @@ MEASURES: dict[str, dict[str, str]] = {
         "sellouts": "sell-outs over every product", "restocks": "restocks over every product",
         "non_follower_share": "share of units bought by viewers not following the seller",
         "conversion_comment_slope": "OLS slope of conversion (purchases per view while in stock) on "
-                                    "log(1 + comments), over product posts with at least 50 views in "
-                                    "stock: comments as a viewer sees them, a count, as social proof uses "
-                                    "it (a post's wider audience has less interest, which pulls the "
-                                    "slope down, not up)",
+                                    "log(1 + comments), per view, over product posts with at least 50 "
+                                    "views in stock: the comment count a viewer sees (a post's wider "
+                                    "audience has less interest, which pulls the slope down, not up)",
         "product_posts": "product posts with at least 50 views in stock",
     },
 }

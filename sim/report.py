@@ -28,7 +28,7 @@ from sim.runner import measure_columns
 
 REQUIRED = ("runs", "focal", "posts", "promotions", "timeseries")
 #: Columns added after results were first written: older folders still report, with nulls there.
-ADDED_LATER = {("posts", "product"), ("posts", "format")}
+ADDED_LATER = {("posts", "product"), ("posts", "format"), ("posts", "views_in_stock")}
 SWEEP_METRICS = ("focal_reach_ratio", "low_follower_breakout_rate", "views_gini", "median_daily_watch_min")
 
 
@@ -412,7 +412,8 @@ def pooled_conversion_slope(posts: pa.Table, ranker: str, seed: int, min_views: 
     (slope, low, high, posts); nan where there are too few posts."""
     if "product" not in posts.column_names:
         return float("nan"), float("nan"), float("nan"), 0
-    offered = "views_in_stock" if "views_in_stock" in posts.column_names else "views"
+    written = "views_in_stock" in posts.column_names and posts["views_in_stock"].null_count < posts.num_rows
+    offered = "views_in_stock" if written else "views"
     keep = pc.and_(pc.and_(pc.equal(posts["ranker"], ranker), pc.is_valid(posts["product"])),
                    pc.greater_equal(posts[offered], min_views))
     t = posts.filter(keep)
@@ -457,8 +458,8 @@ def _conversion_section(posts: pa.Table, ctx: plots.Context) -> list[str]:
             "every product post with at least 50 views in stock, pooled over replicates: OLS slope and a 95% "
             "bootstrap interval that resamples whole replicates "
             f"(`numpy.random.default_rng({ctx.seed})`). A positive slope: posts that start conversations sell "
-            "more per view. Comments enter as the count a viewer sees, as social proof uses it; the slope is "
-            "in purchases per 1,000 views per unit of log(1 + comments).", ""] \
+            "more per view. Comments enter as the count a viewer sees; the slope is in purchases per 1,000 "
+            "views per unit of log(1 + comments) (the measures table gives it per view).", ""] \
         + _md_table(["ranker", "product posts", "slope", "95% CI"], rows) + [""]
 
 

@@ -76,7 +76,7 @@ def test_rows_of_a_tiny_run(results: Path) -> None:
     users = by_name["posts by the most active quarter of users"].content
     posters = by_name["posts by the most active quarter of posters"].content
     assert users is not None and posters is not None and users >= posters
-    posts = pq.read_table(results / "posts.parquet", columns=["run_id", "ranker", "views"]).to_pydict()
+    posts = pq.read_table(results / "posts.parquet", columns=["run_id", "views"]).to_pydict()
     run_ids = np.asarray(posts["run_id"], dtype=object)
     views = np.asarray(posts["views"])
     top = [metrics.top_share(views[run_ids == rid], 0.05) for r, rid in zip(runs["ranker"], runs["run_id"],

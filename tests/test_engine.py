@@ -148,9 +148,10 @@ def test_small_stock_sells_out_and_stays_at_zero(scenario_runs) -> None:  # type
     imp = sim.recorder.tables["impressions"]
     bought_at = column(imp, "time_s")[column(imp, "purchased")]
     assert bought_at.max() <= products.sellout_at[0]
-    # Views in stock (the denominator of conversion) are the post's views up to its sell-out.
-    shown_at = column(imp, "time_s")[column(imp, "post_id") == post]
-    assert sim.posts.views_in_stock[post] == (shown_at <= products.sellout_at[0]).sum() < sim.posts.views[post]
+    # Views in stock (the denominator of conversion) are the post's views, in arrival order, up to
+    # the one that bought the last unit (the only product post: its last purchase).
+    bought = column(imp, "purchased")[column(imp, "post_id") == post]
+    assert sim.posts.views_in_stock[post] == np.flatnonzero(bought).max() + 1 < sim.posts.views[post]
 
 
 def test_planted_account_has_exactly_its_followers(scenario_runs) -> None:  # type: ignore[no-untyped-def]

@@ -174,13 +174,15 @@ def test_the_comment_slope_is_conversion_per_view_against_log_comments_of_seen_p
     exp = make_experiment(SCENARIO, {
         "world": {"accounts": [{"name": "seller", "followers": 20, "topic": "#beautytok", "posting_rate": 48.0,
                                 "quality_quantile": 0.95, "product": "cream"}],
-                  "products": [{"name": "cream", "seller": "seller", "inventory": 100_000}]},
+                  "products": [{"name": "cream", "seller": "seller", "inventory": 400}]},
         "horizon_days": 1.0})
     sim = run_simulation(exp, "content")
     p = sim.posts
     seen = (p.product >= 0) & (p.views_in_stock >= 50)
     assert seen.sum() >= 3 and len(np.unique(p.comments[seen])) >= 2
     assert (p.views_in_stock <= p.views).all() and (p.views_in_stock[p.product < 0] == 0).all()
+    # The stock ran out: posts seen mostly after it count by their views in stock, not all their views.
+    assert sim.world.products.sold[0] == 400 and seen.sum() < ((p.product >= 0) & (p.views >= 50)).sum()
     expected = np.polyfit(np.log1p(p.comments[seen]), p.purchases[seen] / p.views_in_stock[seen], 1)[0]
     m = measures(sim)
     assert m[("products", "all", "product_posts")] == seen.sum()
@@ -549,14 +551,19 @@ def test_pooled_conversion_slope_recovers_a_known_slope_and_resamples_replicates
     n = 400
     views = rng.integers(60, 5000, n)
     in_stock = views - rng.integers(0, 10, n)  # views after a sell-out cannot convert
+    in_stock[:20] = 40  # seen by many, but mostly while sold out: left out
     comments = rng.binomial(views, rng.uniform(0.001, 0.02, n))
     purchases = rng.binomial(in_stock, 0.001 + 0.002 * np.log1p(comments))
     posts = pa.table({"ranker": ["content"] * n, "replicate": np.repeat(np.arange(8), n // 8),
                       "product": ["soap"] * (n - 10) + [None] * 10, "views": views, "views_in_stock": in_stock,
                       "comments": comments, "purchases": purchases})
     slope, lo, hi, used = pooled_conversion_slope(posts, "content", seed=3)
-    assert used == n - 10
+    assert used == n - 10 - 20
     assert 0 < lo < slope < hi and 0.0014 < slope < 0.0026  # true slope 0.002
+    # Results written before views_in_stock existed (the column filled with nulls) use all views.
+    older = posts.set_column(posts.schema.get_field_index("views_in_stock"), "views_in_stock",
+                             pa.nulls(n, pa.int32()))
+    assert pooled_conversion_slope(older, "content", seed=3)[3] == n - 10
     assert (slope, lo, hi) == pooled_conversion_slope(posts, "content", seed=3)[:3]  # seeded
 
 

@@ -264,6 +264,15 @@ def test_build_names_a_table_with_missing_columns(tables: dict[str, pa.Table], t
         report.build(out)
 
 
+def test_posts_written_before_later_columns_load_with_them_null(tables: dict[str, pa.Table], tmp_path: Path) -> None:
+    out = write_folder(tmp_path / "res", tables)
+    pq.write_table(tables["posts"].drop_columns(["product", "format", "views_in_stock"]), out / "posts.parquet")
+    posts = report.load_table(out / "posts.parquet", "posts")
+    for name in ("product", "format", "views_in_stock"):
+        assert posts[name].null_count == posts.num_rows
+    assert report.build(out).exists()
+
+
 def test_build_needs_a_manifest(tmp_path: Path) -> None:
     with pytest.raises(report.ReportError, match="manifest.json"):
         report.build(tmp_path)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from sim import plots
 from sim.config import ConfigError, parse, points, quick_overrides, sweep_points
 from sim.metrics import bootstrap_ci
-from sim.report import reference_point
+from sim.report import _conversion_section, pooled_conversion_slope, reference_point
 from sim.runner import Runner, plan
 
 
@@ -97,11 +99,6 @@ def test_figures_of_tracked_entities_show_one_sweep_point() -> None:
 
 
 def test_the_conversion_table_has_a_row_per_ranker_and_sweep_point(tmp_path) -> None:
-    import pyarrow.compute as pc
-
-    from sim import plots
-    from sim.report import _conversion_section, pooled_conversion_slope
-
     rng = np.random.default_rng(5)
     n = 80
     comments = rng.integers(0, 20, n)
@@ -113,8 +110,9 @@ def test_the_conversion_table_has_a_row_per_ranker_and_sweep_point(tmp_path) -> 
                       "purchases": np.round(1000 * (0.02 + slope * np.log1p(comments))).astype(int)})
     ctx = plots.Context(experiment="t", seed=1, replicates=4, labels=("content",), plots_dir=tmp_path)
     lines = _conversion_section(posts, ctx)
-    rows = [ln for ln in lines if ln.startswith("| content")]
-    assert [r.split(" | ")[0] for r in rows] == ["| content, proof = 0.25", "| content, proof = 0.0"]
-    assert "| 40 |" in rows[0] and "+2.0" in rows[0] and "-1.0" in rows[1]  # per 1,000 views
+    rows = [[cell.strip() for cell in ln.strip("|").split("|")] for ln in lines if ln.startswith("| content")]
+    assert [r[0] for r in rows] == ["content, proof = 0.25", "content, proof = 0.0"]
+    assert [r[1] for r in rows] == ["40", "40"]
+    assert [float(r[2]) for r in rows] == [pytest.approx(2.0, abs=0.1), pytest.approx(-1.0, abs=0.1)]  # per 1,000
     at_zero = posts.filter(pc.equal(posts["sweep_proof"], 0.0))
     assert pooled_conversion_slope(at_zero, "content", 1)[0] == pytest.approx(-0.001, abs=1e-4)
