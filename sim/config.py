@@ -186,9 +186,9 @@ class BehaviorConfig:
                                     "posting rate): people who post make derivatives")
     derivative_delay_hours: float = knob(6.0, "mean delay from watching to posting the derivative "
                                          "(exponential)", lo=0, unit="h")
-    derivative_replaces_post: bool = knob(False, "a derivative post takes the place of its creator's next "
-                                          "ordinary post (a sound chosen for a post it would have made) "
-                                          "instead of adding one; off: every derivative is an extra post")
+    derivative_at_posting: bool = knob(False, "a viewer moved to use a sound remembers it (the latest) and "
+                                       "uses it in its next ordinary post, which becomes the derivative; off: "
+                                       "each derivative is an extra post, made after derivative_delay_hours")
     sound_carry: float = knob(0.5, "share of a derivative post's quality that comes from its sound's appeal "
                               "(the rest from its author's skill)", lo=0, hi=1)
     sound_tap_intercept: float = knob(-5.0, "logit that a viewer opens a post's sound page, at zero watch")

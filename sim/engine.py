@@ -87,8 +87,8 @@ class Simulation:
         self.sounds = Sounds()
         self.sound_tapped = np.full(self.users.n, NO_ID, dtype=np.int64)  # sound page to open next
         self._derivatives: list[dict[str, np.ndarray]] = []  # queued derivative posts, by due time
-        # With derivative_replaces_post: ordinary posts each user still owes for derivatives it made.
-        self._replaced = np.zeros(self.users.n, dtype=np.int64)
+        # With derivative_at_posting: the post whose sound each user means to use next (NO_ID: none).
+        self.sound_in_mind = np.full(self.users.n, NO_ID, dtype=np.int64)
         # Listeners of named (scenario) sounds: who heard each, and whether first through the artist's post.
         self.listened = np.zeros((0, self.users.n), dtype=bool)
         self.listeners_via_artist = np.zeros(0, dtype=np.int64)
@@ -273,25 +273,33 @@ class Simulation:
                 form = _choose(self.format_mix[uid], rng, len(mine))
                 columns.setdefault("format", np.full(m, NO_ID, dtype=np.int16))[mine] = form
                 columns["quality"][mine] += self.world.format_fit[uid][form]
-        if self.exp.behavior.derivative_replaces_post and self._replaced.any():
-            # Every draw above is made as without replacement, so the posting stream stays common
-            # to the rankers of a replicate; only which drawn posts appear differs.
-            keep = ~self._take_replaced(authors)
-            columns = {k: v[keep] for k, v in columns.items()}
-            with_sound = with_sound[keep]
+        parents = np.full(m, NO_ID, dtype=np.int64)
+        if self.exp.behavior.derivative_at_posting:
+            # Each author's first post here uses the sound it has in mind. No draw is made, so the
+            # posting stream stays common to the rankers of a replicate.
+            _, first = np.unique(authors, return_index=True)
+            parents[first] = self.sound_in_mind[authors[first]]
+            self.sound_in_mind[authors[first]] = NO_ID
+            self.derive(columns, parents)
+            with_sound &= parents < 0
         ids = self.add_posts(columns, now)
         self.release_sounds(ids[with_sound], now)
+        np.add.at(self.posts.cols["derivatives"], parents[parents >= 0], 1)
 
-    def _take_replaced(self, authors: np.ndarray) -> np.ndarray:
-        """Which of these ordinary posts (in draw order) a derivative already took the place of:
-        each author's first ``_replaced[author]`` posts here; the debts are paid down."""
-        order = np.argsort(authors, kind="stable")
-        ranked = authors[order]
-        nth = np.arange(len(ranked)) - np.searchsorted(ranked, ranked, side="left")
-        dropped = np.empty(len(authors), dtype=bool)
-        dropped[order] = nth < self._replaced[ranked]
-        np.subtract.at(self._replaced, authors[dropped], 1)
-        return dropped
+    def derive(self, columns: dict[str, np.ndarray], parents: np.ndarray) -> None:
+        """Make the posts in ``columns`` with a parent (``parents >= 0``) derivatives of it: its topic
+        and sound, one step deeper, and quality partly from the sound's appeal."""
+        p, made = self.posts, parents >= 0
+        sound = np.full(len(parents), NO_ID, dtype=np.int64)
+        sound[made] = p.sound[parents[made]]
+        depth = np.zeros(len(parents), dtype=np.int16)
+        depth[made] = p.depth[parents[made]] + 1
+        carry = self.exp.behavior.sound_carry
+        quality = np.asarray(columns["quality"], dtype=np.float64).copy()
+        quality[made] = (1 - carry) * quality[made] + carry * self.sounds.appeal[sound[made]]
+        topic = np.asarray(columns["topic"]).copy()
+        topic[made] = p.topic[parents[made]]
+        columns.update(topic=topic, sound=sound, parent=parents, depth=depth, quality=quality)
 
     def listen(self, uid: int, now: float) -> None:
         """A creator who listens reads what each of its posts earned once the post is a day old
@@ -390,18 +398,12 @@ class Simulation:
         if now < 0:  # planted accounts start posting at t = 0
             keep = ~self.planted[authors]
             authors, parents = authors[keep], parents[keep]
-        p, sounds = self.posts, self.sounds
         # From the behaviour stream: derivatives answer what was watched, so they differ by ranker,
         # while the posting stream (every other post) stays common to the rankers of a replicate.
         columns = draw_posts(self.users, authors, self.exp.world, self.rngs["behavior"])
-        sound = p.sound[parents].astype(np.int64)
-        carry = self.exp.behavior.sound_carry
-        columns.update(topic=p.topic[parents], sound=sound, parent=parents, depth=p.depth[parents] + 1,
-                       quality=(1 - carry) * columns["quality"] + carry * sounds.appeal[sound])
+        self.derive(columns, parents)
         self.add_posts(columns, now)
-        np.add.at(p.cols["derivatives"], parents, 1)
-        if self.exp.behavior.derivative_replaces_post:
-            np.add.at(self._replaced, authors, 1)
+        np.add.at(self.posts.cols["derivatives"], parents, 1)
 
     def post_scenario(self, index: int, event, now: float) -> None:  # type: ignore[no-untyped-def]
         world = self.world
@@ -590,7 +592,9 @@ class Simulation:
         z = (beh.derivative_intercept + beh.derivative_watch * fraction + beh.derivative_quality * appeal
              + beh.derivative_poster * poster)
         makes = (rng.random(len(idx)) < behavior.sigmoid(z)) & (viewer != self.posts.author[post])
-        if makes.any():
+        if makes.any() and beh.derivative_at_posting:
+            self.sound_in_mind[viewer[makes]] = post[makes]  # the latest wins
+        elif makes.any():
             delay = rng.exponential(beh.derivative_delay_hours * 3600.0, int(makes.sum()))
             self._derivatives.append({"due": now + delay, "author": viewer[makes], "parent": post[makes]})
         z = beh.sound_tap_intercept + beh.sound_tap_watch * fraction + beh.sound_tap_quality * appeal

@@ -100,26 +100,31 @@ def test_named_sound_measures_match_the_posts_and_impressions(duet_run: Simulati
     assert m[("sound", "anthem", "unique_listeners")] == len(viewers)
 
 
-def test_a_derivative_that_replaces_a_post_takes_the_place_of_its_creators_next_ordinary_post() -> None:
-    def run(replaces: bool) -> Simulation:
+def test_derivatives_at_posting_turn_ordinary_posts_into_uses_of_a_heard_sound() -> None:
+    def run(at_posting: bool) -> Simulation:
         exp = make_experiment(SONG, {"behavior": {"derivative_intercept": -4.0, "derivative_delay_hours": 0.2,
-                                                  "inspire_rate": 0.0, "derivative_replaces_post": replaces}})
+                                                  "inspire_rate": 0.0, "derivative_at_posting": at_posting},
+                                     "recording": {"impression_sample_rate": 1.0}})
         return run_simulation(exp, "content")
 
-    extra, replacing = run(False), run(True)
-    def counts(sim: Simulation) -> tuple[int, int]:
-        p = sim.posts
-        return int(((p.parent < 0) & (p.event < 0)).sum()), int((p.parent >= 0).sum())
-
-    ordinary_extra, derivatives_extra = counts(extra)
-    ordinary, derivatives = counts(replacing)
-    assert derivatives > 50 and not extra._replaced.any()
-    # The posting stream draws the same ordinary posts; each derivative made removes one of its
-    # creator's, save those its creator has not been drawn to make yet.
-    owed = int(replacing._replaced.sum())
-    assert ordinary + derivatives - owed == ordinary_extra
-    assert 0 < ordinary_extra - ordinary <= derivatives and replacing._replaced.min() >= 0
-    assert len(replacing.posts.author) < ordinary_extra + derivatives_extra
+    extra, at_posting = run(False), run(True)
+    ordinary = (extra.posts.parent < 0) & (extra.posts.event < 0)
+    p = at_posting.posts
+    child = np.flatnonzero(p.parent >= 0)
+    assert len(child) > 10
+    # The posting stream draws the same posts; some of them now use a sound instead of adding one.
+    assert (p.event < 0).sum() == ordinary.sum()
+    parent = p.parent[child]
+    assert np.array_equal(p.sound[child], p.sound[parent]) and np.array_equal(p.depth[child], p.depth[parent] + 1)
+    assert np.array_equal(p.topic[child], p.topic[parent])
+    assert np.array_equal(np.bincount(parent, minlength=len(p.author)), p.derivatives)
+    # A derivative's author watched its parent first, and no derivative releases a sound of its own.
+    imp = at_posting.recorder.tables["impressions"].to_pydict()
+    seen: dict[tuple[int, int], float] = {}
+    for u, q, t in zip(imp["user_id"], imp["post_id"], imp["time_s"], strict=True):
+        seen[(u, q)] = min(t, seen.get((u, q), np.inf))
+    assert all(seen.get((p.author[c], p.parent[c]), np.inf) <= p.created_at[c] for c in child)
+    assert len(at_posting.sounds.origin) == ((p.parent < 0) & (p.sound >= 0)).sum()
 
 
 def test_sound_page_lists_the_original_first_then_uses_by_views() -> None:
