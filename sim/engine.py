@@ -275,30 +275,39 @@ class Simulation:
                 columns["quality"][mine] += self.world.format_fit[uid][form]
         parents = np.full(m, NO_ID, dtype=np.int64)
         if self.exp.behavior.derivative_at_posting:
-            # Each author's first post here uses the sound it has in mind. No draw is made, so the
-            # posting stream stays common to the rankers of a replicate.
-            _, first = np.unique(authors, return_index=True)
-            parents[first] = self.sound_in_mind[authors[first]]
-            self.sound_in_mind[authors[first]] = NO_ID
-            self.derive(columns, parents)
+            # No draw is made here, so the posting stream stays common to the rankers of a replicate.
+            parents = self.use_sounds_in_mind(authors)
+            self.derive(columns, parents, keep_topic=True)
             with_sound &= parents < 0
         ids = self.add_posts(columns, now)
         self.release_sounds(ids[with_sound], now)
         np.add.at(self.posts.cols["derivatives"], parents[parents >= 0], 1)
 
-    def derive(self, columns: dict[str, np.ndarray], parents: np.ndarray) -> None:
-        """Make the posts in ``columns`` with a parent (``parents >= 0``) derivatives of it: its topic
-        and sound, one step deeper, and quality partly from the sound's appeal."""
+    def use_sounds_in_mind(self, authors: np.ndarray) -> np.ndarray:
+        """The parent each of these ordinary posts (in draw order) derives from: an author's first
+        post uses the sound it has in mind, which it then forgets; NO_ID elsewhere."""
+        parents = np.full(len(authors), NO_ID, dtype=np.int64)
+        _, first = np.unique(authors, return_index=True)
+        parents[first] = self.sound_in_mind[authors[first]]
+        self.sound_in_mind[authors[first]] = NO_ID
+        return parents
+
+    def derive(self, columns: dict[str, np.ndarray], parents: np.ndarray, keep_topic: bool = False) -> None:
+        """Make the posts in ``columns`` with a parent (``parents >= 0``) derivatives of it: its sound,
+        one step deeper, quality partly from the sound's appeal, and its topic unless ``keep_topic``
+        (a sound chosen for a post of the creator's own stays in the creator's topic)."""
         p, made = self.posts, parents >= 0
         sound = np.full(len(parents), NO_ID, dtype=np.int64)
         sound[made] = p.sound[parents[made]]
+        assert (sound[made] >= 0).all(), "a derivative's parent carries a sound"
         depth = np.zeros(len(parents), dtype=np.int16)
         depth[made] = p.depth[parents[made]] + 1
         carry = self.exp.behavior.sound_carry
         quality = np.asarray(columns["quality"], dtype=np.float64).copy()
         quality[made] = (1 - carry) * quality[made] + carry * self.sounds.appeal[sound[made]]
         topic = np.asarray(columns["topic"]).copy()
-        topic[made] = p.topic[parents[made]]
+        if not keep_topic:
+            topic[made] = p.topic[parents[made]]
         columns.update(topic=topic, sound=sound, parent=parents, depth=depth, quality=quality)
 
     def listen(self, uid: int, now: float) -> None:
@@ -593,6 +602,8 @@ class Simulation:
              + beh.derivative_poster * poster)
         makes = (rng.random(len(idx)) < behavior.sigmoid(z)) & (viewer != self.posts.author[post])
         if makes.any() and beh.derivative_at_posting:
+            if now < 0:  # planted accounts start at t = 0 with nothing in mind
+                makes &= ~self.planted[viewer]
             self.sound_in_mind[viewer[makes]] = post[makes]  # the latest wins
         elif makes.any():
             delay = rng.exponential(beh.derivative_delay_hours * 3600.0, int(makes.sum()))

@@ -408,16 +408,17 @@ def pooled_conversion_slope(posts: pa.Table, ranker: str, seed: int, min_views: 
     """Conversion (purchases per view while in stock) against log(1 + comments) over every product
     post of a ranker with at least ``min_views`` views in stock, pooled over replicates: the OLS
     slope and a 95% bootstrap interval that resamples whole replicates (posts of one run are not
-    independent).  Results written before ``views_in_stock`` existed use all views.  Returns
+    independent).  Posts without ``views_in_stock`` (written before it existed) use all views.  Returns
     (slope, low, high, posts); nan where there are too few posts."""
     if "product" not in posts.column_names:
         return float("nan"), float("nan"), float("nan"), 0
-    written = "views_in_stock" in posts.column_names and posts["views_in_stock"].null_count < posts.num_rows
-    offered = "views_in_stock" if written else "views"
+    offered = posts["views"]
+    if "views_in_stock" in posts.column_names:
+        offered = pc.coalesce(posts["views_in_stock"], offered)
     keep = pc.and_(pc.and_(pc.equal(posts["ranker"], ranker), pc.is_valid(posts["product"])),
-                   pc.greater_equal(posts[offered], min_views))
+                   pc.greater_equal(offered, min_views))
     t = posts.filter(keep)
-    views = plots.column(t, offered).astype(float)
+    views = offered.filter(keep).to_numpy(zero_copy_only=False).astype(float)
     x, y = np.log1p(plots.column(t, "comments")), plots.column(t, "purchases") / np.maximum(views, 1)
     rep = plots.column(t, "replicate")
     slope = metrics.linear_slope(x, y)

@@ -116,7 +116,6 @@ def test_derivatives_at_posting_turn_ordinary_posts_into_uses_of_a_heard_sound()
     assert (p.event < 0).sum() == ordinary.sum()
     parent = p.parent[child]
     assert np.array_equal(p.sound[child], p.sound[parent]) and np.array_equal(p.depth[child], p.depth[parent] + 1)
-    assert np.array_equal(p.topic[child], p.topic[parent])
     assert np.array_equal(np.bincount(parent, minlength=len(p.author)), p.derivatives)
     # A derivative's author watched its parent first, and no derivative releases a sound of its own.
     imp = at_posting.recorder.tables["impressions"].to_pydict()
@@ -125,6 +124,26 @@ def test_derivatives_at_posting_turn_ordinary_posts_into_uses_of_a_heard_sound()
         seen[(u, q)] = min(t, seen.get((u, q), np.inf))
     assert all(seen.get((p.author[c], p.parent[c]), np.inf) <= p.created_at[c] for c in child)
     assert len(at_posting.sounds.origin) == ((p.parent < 0) & (p.sound >= 0)).sum()
+
+
+def test_an_authors_first_post_uses_the_sound_in_mind_in_its_own_topic() -> None:
+    exp = make_experiment(SONG, {"behavior": {"derivative_at_posting": True, "sound_carry": 0.5}})
+    sim = Simulation(exp, spec_of(exp, "content"), 0)
+    cols = {"author": np.array([1, 2]), "topic": np.array([0, 1]), "quality": np.array([1.0, 0.0]),
+            "authenticity": np.ones(2), "length_s": np.full(2, 30.0)}
+    heard = sim.add_posts(cols, 0.0)
+    sound = sim.release_sounds(heard, 0.0)
+    sim.sound_in_mind[[5, 9]] = heard
+    parents = sim.use_sounds_in_mind(np.array([5, 7, 5, 9]))
+    assert list(parents) == [heard[0], -1, -1, heard[1]]  # each author's first post only
+    assert (sim.sound_in_mind[[5, 7, 9]] == -1).all()  # used, then forgotten
+    columns = {"topic": np.array([2, 2, 2, 2]), "quality": np.array([0.0, 0.0, 0.0, -1.0])}
+    sim.derive(columns, parents, keep_topic=True)
+    assert list(columns["topic"]) == [2, 2, 2, 2] and list(columns["sound"]) == [sound[0], -1, -1, sound[1]]
+    assert list(columns["quality"]) == [0.5, 0.0, 0.0, -0.5]  # half the creator's, half the sound's appeal
+    assert list(columns["depth"]) == [1, 0, 0, 1]
+    sim.derive(columns, parents)  # a duet: the parent's topic
+    assert list(columns["topic"]) == [0, 2, 2, 1]
 
 
 def test_sound_page_lists_the_original_first_then_uses_by_views() -> None:
@@ -557,8 +576,9 @@ def test_pooled_conversion_slope_recovers_a_known_slope_and_resamples_replicates
     views = rng.integers(60, 5000, n)
     in_stock = views - rng.integers(0, 10, n)  # views after a sell-out cannot convert
     in_stock[:20] = 40  # seen by many, but mostly while sold out: left out
+    in_stock[200:] //= 2  # sold out half the time: conversion counts only the views that could buy
     comments = rng.binomial(views, rng.uniform(0.001, 0.02, n))
-    purchases = rng.binomial(in_stock, 0.001 + 0.002 * np.log1p(comments))
+    purchases = rng.binomial(in_stock, 0.001 + 0.002 * np.log1p(comments))  # conversion while in stock
     posts = pa.table({"ranker": ["content"] * n, "replicate": np.repeat(np.arange(8), n // 8),
                       "product": ["soap"] * (n - 10) + [None] * 10, "views": views, "views_in_stock": in_stock,
                       "comments": comments, "purchases": purchases})
