@@ -335,7 +335,7 @@ class Simulation:
         advantage = self.listen_rate[uid] * (earned - read[0] / read[1])
         self.topic_mix[uid] = _shift(self.topic_mix[uid], p.topic[recent], advantage)
         if uid in self.format_mix:
-            made = p.format[recent] >= 0  # its scenario and derivative posts have no format
+            made = p.format[recent] >= 0  # its scenario posts and extra derivatives have no format
             self.format_mix[uid] = _shift(self.format_mix[uid], p.format[recent][made], advantage[made])
 
     def inspire(self, now: float) -> None:
