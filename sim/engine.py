@@ -273,7 +273,6 @@ class Simulation:
                 form = _choose(self.format_mix[uid], rng, len(mine))
                 columns.setdefault("format", np.full(m, NO_ID, dtype=np.int16))[mine] = form
                 columns["quality"][mine] += self.world.format_fit[uid][form]
-        parents = np.full(m, NO_ID, dtype=np.int64)
         if self.exp.behavior.derivative_at_posting:
             # No draw is made here, so the posting stream stays common to the rankers of a replicate.
             parents = self.use_sounds_in_mind(authors)
@@ -281,7 +280,6 @@ class Simulation:
             with_sound &= parents < 0
         ids = self.add_posts(columns, now)
         self.release_sounds(ids[with_sound], now)
-        np.add.at(self.posts.cols["derivatives"], parents[parents >= 0], 1)
 
     def use_sounds_in_mind(self, authors: np.ndarray) -> np.ndarray:
         """The parent each of these ordinary posts (in draw order) derives from: an author's first
@@ -295,7 +293,8 @@ class Simulation:
     def derive(self, columns: dict[str, np.ndarray], parents: np.ndarray, keep_topic: bool = False) -> None:
         """Make the posts in ``columns`` with a parent (``parents >= 0``) derivatives of it: its sound,
         one step deeper, quality partly from the sound's appeal, and its topic unless ``keep_topic``
-        (a sound chosen for a post of the creator's own stays in the creator's topic)."""
+        (a sound chosen for a post of the creator's own stays in the creator's topic); each parent
+        counts its new derivatives."""
         p, made = self.posts, parents >= 0
         sound = np.full(len(parents), NO_ID, dtype=np.int64)
         sound[made] = p.sound[parents[made]]
@@ -309,6 +308,7 @@ class Simulation:
         if not keep_topic:
             topic[made] = p.topic[parents[made]]
         columns.update(topic=topic, sound=sound, parent=parents, depth=depth, quality=quality)
+        np.add.at(p.cols["derivatives"], parents[made], 1)
 
     def listen(self, uid: int, now: float) -> None:
         """A creator who listens reads what each of its posts earned once the post is a day old
@@ -412,7 +412,6 @@ class Simulation:
         columns = draw_posts(self.users, authors, self.exp.world, self.rngs["behavior"])
         self.derive(columns, parents)
         self.add_posts(columns, now)
-        np.add.at(self.posts.cols["derivatives"], parents, 1)
 
     def post_scenario(self, index: int, event, now: float) -> None:  # type: ignore[no-untyped-def]
         world = self.world
