@@ -105,9 +105,9 @@ REFERENCES: dict[str, tuple[str, Reference]] = {
     "posts that carry a sound": ("share", Reference(
         "85% of TikTok videos contain music (judged against 80-90%)", PEX, lo=0.80, hi=0.90,
         note="a sound here is any reusable audio: world.sound_share (30%) of ordinary posts release an original "
-             "sound and derivatives reuse one; at the default derivative rate reuse adds 6-44% of posts "
-             "(more under For You, and more in larger worlds), so the model has too little reused audio; "
-             "discovery.toml, whose claim is about reuse, names the exception it makes")),
+             "sound and derivatives reuse one, and at the default derivative rate derivatives are 18% of this "
+             "world's posts under For You (2% under follower), so the model has too little reused audio; "
+             "discovery.toml, whose claim is about reuse, names the exception it makes (README, Sound reuse)")),
     "posts never reshared": ("share", Reference(
         "most cascades never spread (> 90% of seeds adopted by nobody)", GOEL, lo=0.90,
         note="every post gets its first pool of ~300 views, and at the model's share rate (a few per "
