@@ -72,8 +72,9 @@ DONATION = ("Zannettou et al., \"Analyzing User Engagement with TikTok's Short F
 SOCIALINSIDER = "Socialinsider, TikTok benchmarks 2023 (engagement rate by views 5.38%)"
 TRENDPOP = ("Trendpop, \"The new TikTok video lifecycle\" (VidCon 2023): 32% of views in 24 h, 38% in 48 h, "
             "55% in a week")
-PEX = ("Pex, \"2023 TikTok data report: 85% of videos on TikTok contain music\" (Feb 2024): 5% of videos "
-       "generate 89% of the views, over all public TikTok videos as of 31 Dec 2023")
+PEX = "Pex, \"2023 TikTok data report: 85% of videos on TikTok contain music\" (Feb 2024)"
+PEX_VIEWS = PEX + ": 5% of videos generate 89% of the views, over all public TikTok videos as of 31 Dec 2023"
+PEX_MUSIC = PEX + ": 84.63% of all public TikTok videos contained music as of 31 Dec 2023"
 GOEL = ("Goel, Watts & Goldstein, \"The Structure of Online Diffusion Networks\", EC 2012: in seven domains "
         "the vast majority of cascades never spread beyond the seed")
 
@@ -99,15 +100,16 @@ REFERENCES: dict[str, tuple[str, Reference]] = {
         hi=0.5)),
     "views Gini over posts": ("share", Reference("heavy-tailed; no published Gini found", "-")),
     "views to the top 5% of posts": ("share", Reference(
-        "89% (lifetime views of every public video; judged against 80-95%)", PEX, lo=0.80, hi=0.95,
+        "89% (lifetime views of every public video; judged against 80-95%)", PEX_VIEWS, lo=0.80, hi=0.95,
         note="every post gets a first pool of ~300 views, and in a 100,000-user world the best post reaches "
              "tens of thousands, not the millions of a real platform's top videos; Pex counts years of views")),
     "posts that carry a sound": ("share", Reference(
-        "85% of TikTok videos contain music (judged against 80-90%)", PEX, lo=0.80, hi=0.90,
-        note="a sound here is any reusable audio: world.sound_share (30%) of ordinary posts release an original "
-             "sound and derivatives reuse one, and at the default derivative rate derivatives are 18% of this "
-             "world's posts under For You (2% under follower), so the model has too little reused audio; "
-             "discovery.toml, whose claim is about reuse, names the exception it makes (README, Sound reuse)")),
+        "85% of TikTok videos contain music (judged against 80-90%)", PEX_MUSIC, lo=0.80, hi=0.90,
+        note="a sound here is any reusable audio (Pex counts music, reused or not): world.sound_share (30%) of "
+             "ordinary posts release an original sound and derivatives reuse one, and at the default derivative "
+             "rate derivatives are 18% of this world's posts under For You (2% under follower), so the model has "
+             "too little reused audio; discovery.toml, whose claim is about reuse, names the exception it makes "
+             "(README, Sound reuse)")),
     "posts never reshared": ("share", Reference(
         "most cascades never spread (> 90% of seeds adopted by nobody)", GOEL, lo=0.90,
         note="every post gets its first pool of ~300 views, and at the model's share rate (a few per "

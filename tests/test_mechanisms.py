@@ -279,6 +279,41 @@ def test_social_proof_raises_likes_and_follows() -> None:
     assert high.follow_intent.mean() > 1.3 * low.follow_intent.mean()
 
 
+# --------------------------------------------------------------------------- polish
+
+
+def polished_run(authenticity: float, sensitivity: float) -> Simulation:
+    """A tiny content-ranker world where a planted account posts about four times an hour and once as a scenario
+    event, all at the given authenticity, before an audience of the given polish sensitivity."""
+    exp = make_experiment({"world": {"polish_sensitivity_mean": sensitivity,
+                                     "accounts": [{"name": "celebrity", "followers": 100, "topic": "#beautytok",
+                                                   "posting_rate": 96.0, "authenticity": authenticity}]},
+                           "events": [{"name": "ad", "account": "celebrity", "at_hours": 0.5,
+                                       "authenticity": authenticity}],
+                           "recording": {"impression_sample_rate": 1.0}})
+    return run_simulation(exp, "content")
+
+
+def test_with_polish_sensitivity_zero_polish_changes_nothing() -> None:
+    outcomes = ("views", "likes", "comments", "shares", "follows", "completions", "watch_s")
+
+    def differs(sensitivity: float) -> list[str]:
+        real, retouched = polished_run(1.0, sensitivity), polished_run(0.05, sensitivity)
+        for sim, authenticity in ((real, 1.0), (retouched, 0.05)):
+            mine = sim.posts.author == sim.world.accounts["celebrity"]
+            assert mine.sum() > 3 and (sim.posts.authenticity[mine] == np.float32(authenticity)).all()
+        # Arrays of different lengths (a post more or less, e.g. a derivative) count as changed.
+        changed = [c for c in outcomes if not np.array_equal(real.posts.cols[c], retouched.posts.cols[c])]
+        views = [sim.recorder.tables["impressions"].column(c).to_numpy() for sim in (real, retouched)
+                 for c in ("user_id", "post_id", "watch_fraction")]
+        if not all(np.array_equal(a, b) for a, b in zip(views[:3], views[3:], strict=True)):
+            changed.append("impressions")
+        return changed
+
+    assert differs(0.0) == []  # an audience that does not mind polish: every view and reaction the same
+    assert "impressions" in differs(1.0)  # the control: the same retouching costs views when it minds
+
+
 # --------------------------------------------------------------------------- configuration and summaries
 
 
