@@ -85,17 +85,15 @@ def test_rows_of_a_tiny_run(results: Path) -> None:
     assert concentration == pytest.approx(float(np.median(top)))
     assert concentration is not None and 0.05 < concentration <= 1.0
     # A post carries a sound when its sound id is not null: its own original sound or a reused one.
-    sounds = pq.read_table(results / "posts.parquet", columns=["run_id", "sound", "parent"]).to_pydict()
+    sounds = pq.read_table(results / "posts.parquet", columns=["run_id", "sound"]).to_pydict()
     carries = np.array([s is not None for s in sounds["sound"]])
-    derivative = np.array([p is not None for p in sounds["parent"]])
-    assert derivative.any() and carries[derivative].all()  # the tiny world reuses sounds, and every reuse carries one
     sound_runs = np.asarray(sounds["run_id"], dtype=object)
     for ranker in ("content", "follower"):
         shares = [carries[sound_runs == rid].mean() for r, rid in zip(runs["ranker"], runs["run_id"], strict=True)
                   if r == ranker]
         carried = getattr(by_name["posts that carry a sound"], ranker)
         assert carried == pytest.approx(float(np.median(shares)))
-        assert carried is not None and 0.0 < carried < 1.0
+        assert carried is not None and 0.0 < carried < 1.0  # some posts release a sound, most do not
     half = by_name["hours for a typical post to reach half its views"]
     assert half.content is not None and 0 <= half.content <= 6.0  # the tiny run's horizon
     stages = [r for r in rows if r.aggregate.startswith("pool stage 0 (pool of 300)")]
