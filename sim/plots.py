@@ -386,7 +386,6 @@ def reach_over_time(timeseries: pa.Table, focal: pa.Table, posts: pa.Table | Non
         entities = entities[:4] or ["(no tracked post)"]
         fig, axes = _figure(1, len(entities), sharey=True)
         created = created_hours(posts, focal)
-        followers = _medians(focal, "followers_initial") if focal.num_rows else {}
         run_col, ent_col = column(ts, "run_id"), column(ts, "entity")
         t_col, v_col, rk_col = column(ts, "time_h"), column(ts, "value"), column(ts, "ranker")
         span: dict[str, float] = {}  # entity -> longest time observed after the post (h)
@@ -440,6 +439,7 @@ def reach_over_time(timeseries: pa.Table, focal: pa.Table, posts: pa.Table | Non
             sel = column(focal, "entity") == primary
             ratios = _medians(focal, "reach_ratio", sel)
             views = _medians(focal, "views", sel)
+            followers = _medians(focal, "followers_initial", sel)  # the headline post's author, not every tracked one
             order = sorted(ratios, key=lambda lb: -np.nan_to_num(ratios[lb][0], nan=-1))
             if order:
                 top = order[0]

@@ -211,6 +211,19 @@ def test_titles_change_with_the_data(built: tuple[Path, dict[str, str]], tmp_pat
     assert "did not sell out" in after["inventory"]
 
 
+def test_reach_headline_names_the_headline_posts_author_among_several_tracked(tables: dict[str, pa.Table],
+                                                                              tmp_path: Path) -> None:
+    # A second tracked post by a 3,000-follower author, listed in the focal table before the hero's:
+    # the headline is about hero_video, so it names hero_video's 70 followers, not a median over both.
+    focal = tables["focal"]
+    other = focal.set_column(focal.column_names.index("entity"), "entity", pa.array(["big_video"] * focal.num_rows))
+    other = other.set_column(other.column_names.index("followers_initial"), "followers_initial",
+                             pa.array([3000] * focal.num_rows, focal.schema.field("followers_initial").type))
+    both = pa.concat_tables([other, other, focal])
+    title = plots.reach_over_time(tables["timeseries"], both, tables["posts"], ctx_for(tmp_path))
+    assert title.startswith("Content ranker: 70-follower post reached"), title
+
+
 def test_paired_differences_are_seeded_and_paired(tables: dict[str, pa.Table]) -> None:
     runs = tables["runs"]
     a = plots.paired_differences(runs, LABELS, "follower", SEED)
