@@ -283,8 +283,8 @@ def test_social_proof_raises_likes_and_follows() -> None:
 
 
 def polished_run(authenticity: float, sensitivity: float) -> Simulation:
-    """A tiny content-ranker world where a planted account posts about four times an hour and once as a scenario
-    event, all at the given authenticity, before an audience of the given polish sensitivity."""
+    """A tiny content-ranker world where a planted account posts at 96 a day (fewer at night) and once as a
+    scenario event, all at the given authenticity, before an audience of the given polish sensitivity."""
     exp = make_experiment({"world": {"polish_sensitivity_mean": sensitivity,
                                      "accounts": [{"name": "celebrity", "followers": 100, "topic": "#beautytok",
                                                    "posting_rate": 96.0, "authenticity": authenticity}]},
