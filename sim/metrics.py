@@ -49,6 +49,11 @@ def log_slope(x: np.ndarray, y: np.ndarray) -> float:
     return linear_slope(np.log10(1.0 + np.asarray(x, float)), np.log10(1.0 + np.asarray(y, float)))
 
 
+#: A product post enters the conversion-on-comments slope (per run and pooled) with at least this
+#: many views while its product was in stock: fewer make its conversion rate mostly noise.
+CONVERSION_MIN_VIEWS = 50
+
+
 def linear_slope(x: np.ndarray, y: np.ndarray) -> float:
     """Least-squares slope of y on x (nan with fewer than two distinct x)."""
     x, y = np.asarray(x, float), np.asarray(y, float)

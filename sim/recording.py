@@ -263,10 +263,11 @@ MEASURES: dict[str, dict[str, str]] = {
         "sellouts": "sell-outs over every product", "restocks": "restocks over every product",
         "non_follower_share": "share of units bought by viewers not following the seller",
         "conversion_comment_slope": "OLS slope of conversion (purchases per view while in stock) on "
-                                    "log(1 + comments), per view, over product posts with at least 50 "
-                                    "views in stock: the comment count a viewer sees (a post's wider "
-                                    "audience has less interest, which pulls the slope down, not up)",
-        "product_posts": "product posts with at least 50 views in stock",
+                                    "log(1 + comments), per view, over product posts with at least "
+                                    f"{metrics.CONVERSION_MIN_VIEWS} views in stock: the comment count a "
+                                    "viewer sees (a post's wider audience has less interest, which pulls "
+                                    "the slope down, not up)",
+        "product_posts": f"product posts with at least {metrics.CONVERSION_MIN_VIEWS} views in stock",
     },
 }
 
@@ -558,7 +559,7 @@ class Recorder:
                 "non_follower_share": metrics.share(int(products.sold_non_follower[i]), int(products.sold[i])),
             })  # fmt: skip
         if len(products.names):
-            seen = (p.product >= 0) & (p.views_in_stock >= 50)
+            seen = (p.product >= 0) & (p.views_in_stock >= metrics.CONVERSION_MIN_VIEWS)
             conversion = p.purchases[seen] / p.views_in_stock[seen].astype(np.float64)
             slope = metrics.linear_slope(np.log1p(p.comments[seen]), conversion)
             add("products", "all", {

@@ -403,7 +403,7 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.C
     return "\n".join(lines)
 
 
-def pooled_conversion_slope(posts: pa.Table, ranker: str, seed: int, min_views: int = 50,
+def pooled_conversion_slope(posts: pa.Table, ranker: str, seed: int, min_views: int = metrics.CONVERSION_MIN_VIEWS,
                             n_boot: int = 2000) -> tuple[float, float, float, int]:
     """Conversion (purchases per view while in stock) against log(1 + comments) over every product
     post of a ranker with at least ``min_views`` views in stock, pooled over replicates: the OLS
@@ -456,8 +456,8 @@ def _conversion_section(posts: pa.Table, ctx: plots.Context) -> list[str]:
         return []
     return ["### Conversion and comments", "",
             "Conversion (purchases per view while the product was in stock) against log(1 + comments), over "
-            "every product post with at least 50 views in stock, pooled over replicates: OLS slope and a 95% "
-            "bootstrap interval that resamples whole replicates "
+            f"every product post with at least {metrics.CONVERSION_MIN_VIEWS} views in stock, pooled over "
+            "replicates: OLS slope and a 95% bootstrap interval that resamples whole replicates "
             f"(`numpy.random.default_rng({ctx.seed})`). A positive slope: posts that start conversations sell "
             "more per view. Comments enter as the count a viewer sees; the slope is in purchases per 1,000 "
             "views per unit of log(1 + comments) (the measures table gives it per view).", ""] \
