@@ -250,6 +250,11 @@ MEASURES: dict[str, dict[str, str]] = {
                                         "that are at least a day old (where the learning has got to)",
         "steady_views_per_post_late": "as steady_views_per_post, over the same late posts",
         "ratio_late": "listener_views_per_post_late / steady_views_per_post_late",
+        "steady_best_views_per_post": "median over the steady accounts of their views per post (whole run) "
+                                      "on the topic of their own that fits them best, in their best format "
+                                      "where the world has formats",
+        "ceiling": "steady_best_views_per_post / steady_views_per_post: about the ratio a creator that knew "
+                   "its best from the start would reach (less the followers its better posts would win)",
     },
     "topic": {
         "creators_first_week": "accounts that posted in the topic in the first 7 days after t=0",
@@ -533,15 +538,31 @@ class Recorder:
                         values.append(metrics.share(float(p.views[own].sum()), int(own.sum())))
                 return float(np.nanmedian(values)) if not np.isnan(values).all() else np.nan
 
+            def best_views_per_post() -> float:
+                """Median over the steady accounts of their views per post on their best topic (by
+                hidden fit) in their best format; nan where none made such a post."""
+                values = []
+                for a in mixed:
+                    if a.listen_rate == 0:
+                        uid = sim.world.accounts[a.name]
+                        fit = np.where(np.isin(sim.world.topics, a.topics), sim.world.topic_fit[uid], -np.inf)
+                        best = (p.author == uid) & (p.topic == np.argmax(fit))
+                        if uid in sim.world.format_fit:
+                            best &= p.format == np.argmax(sim.world.format_fit[uid])
+                        values.append(metrics.share(float(p.views[best].sum()), int(best.sum())))
+                return float(np.nanmedian(values)) if not np.isnan(values).all() else np.nan
+
             listen = median_views_per_post(True, 0.0, np.inf)
             steady = median_views_per_post(False, 0.0, np.inf)
             listen_late = median_views_per_post(True, late_from, horizon - DAY)
             steady_late = median_views_per_post(False, late_from, horizon - DAY)
+            best = best_views_per_post()
             add("listening", "creators", {
                 "listener_views_per_post": listen, "steady_views_per_post": steady,
                 "ratio": listen / steady if steady else np.nan,
                 "listener_views_per_post_late": listen_late, "steady_views_per_post_late": steady_late,
                 "ratio_late": listen_late / steady_late if steady_late else np.nan,
+                "steady_best_views_per_post": best, "ceiling": best / steady if steady else np.nan,
             })  # fmt: skip
         if self.exp.recording.topic_measures:
             self._topic_measures(sim, add)

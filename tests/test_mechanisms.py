@@ -540,6 +540,13 @@ def test_listening_measures_compare_views_per_post_overall_and_late() -> None:
     assert m["listening", "creators", "listener_views_per_post"] == per_post("ear", 0.0, np.inf)
     assert m["listening", "creators", "steady_views_per_post_late"] == per_post("deaf", *late)
     assert m["listening", "creators", "ratio_late"] == pytest.approx(per_post("ear", *late) / per_post("deaf", *late))
+    deaf = sim.world.accounts["deaf"]
+    fit = sim.world.topic_fit[deaf][[sim.world.topics.index(t) for t in topics]]
+    best = (p.author == deaf) & (p.topic == sim.world.topics.index(topics[int(np.argmax(fit))]))
+    assert best.sum() > 3 and (p.author == deaf).sum() > best.sum()
+    assert m["listening", "creators", "steady_best_views_per_post"] == p.views[best].sum() / best.sum()
+    assert m["listening", "creators", "ceiling"] == pytest.approx(p.views[best].sum() / best.sum()
+                                                                 / per_post("deaf", 0.0, np.inf))
 
 
 def test_users_who_engage_enough_with_a_topic_start_posting_in_it() -> None:
