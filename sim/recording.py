@@ -9,6 +9,7 @@ seed reproduces them byte for byte.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from sim.rankers.base import CHANNEL_NAMES, FOLLOWING, POOL, RESHARE, Feedback, 
 from sim.rng import streams
 
 if TYPE_CHECKING:
-    from sim.config import Experiment
+    from sim.config import Experiment, PlantedAccount
     from sim.engine import Simulation
     from sim.world import Posts, World
 
@@ -527,36 +528,31 @@ class Recorder:
             horizon = self.exp.horizon_s
             late_from = max(0.0, horizon - LATE_WINDOW_DAYS * DAY)
 
-            def median_views_per_post(listening: bool, start: float, end: float) -> float:
-                """Median over the listening (or steady) accounts of their views per post made in
-                [start, end); nan where none of them posted then."""
-                window = (p.created_at >= start) & (p.created_at < end)
-                values = []
-                for a in mixed:
-                    if (a.listen_rate > 0) == listening:
-                        own = window & (p.author == sim.world.accounts[a.name])
-                        values.append(metrics.share(float(p.views[own].sum()), int(own.sum())))
+            def median_views_per_post(listening: bool, own: Callable[[PlantedAccount], np.ndarray]) -> float:
+                """Median over the listening (or steady) accounts of their views per post among the
+                posts ``own(account)`` selects; nan where none of them made such a post."""
+                values = [metrics.share(float(p.views[mine].sum()), int(mine.sum()))
+                          for a in mixed if (a.listen_rate > 0) == listening for mine in (own(a),)]
                 return float(np.nanmedian(values)) if not np.isnan(values).all() else np.nan
 
-            def best_views_per_post() -> float:
-                """Median over the steady accounts of their views per post on their best topic (by
-                hidden fit) in their best format; nan where none made such a post."""
-                values = []
-                for a in mixed:
-                    if a.listen_rate == 0:
-                        uid = sim.world.accounts[a.name]
-                        fit = np.where(np.isin(sim.world.topics, a.topics), sim.world.topic_fit[uid], -np.inf)
-                        best = (p.author == uid) & (p.topic == np.argmax(fit))
-                        if uid in sim.world.format_fit:
-                            best &= p.format == np.argmax(sim.world.format_fit[uid])
-                        values.append(metrics.share(float(p.views[best].sum()), int(best.sum())))
-                return float(np.nanmedian(values)) if not np.isnan(values).all() else np.nan
+            def made_in(start: float, end: float) -> Callable[[PlantedAccount], np.ndarray]:
+                return lambda a: ((p.author == sim.world.accounts[a.name])
+                                  & (p.created_at >= start) & (p.created_at < end))
 
-            listen = median_views_per_post(True, 0.0, np.inf)
-            steady = median_views_per_post(False, 0.0, np.inf)
-            listen_late = median_views_per_post(True, late_from, horizon - DAY)
-            steady_late = median_views_per_post(False, late_from, horizon - DAY)
-            best = best_views_per_post()
+            def best_fit(a: PlantedAccount) -> np.ndarray:
+                """Its posts on the topic of its own that fits it best, in its best format."""
+                uid = sim.world.accounts[a.name]
+                fit = np.where(np.isin(sim.world.topics, a.topics), sim.world.topic_fit[uid], -np.inf)
+                best = (p.author == uid) & (p.topic == np.argmax(fit))
+                if uid in sim.world.format_fit:
+                    best &= p.format == np.argmax(sim.world.format_fit[uid])
+                return best
+
+            listen = median_views_per_post(True, made_in(0.0, np.inf))
+            steady = median_views_per_post(False, made_in(0.0, np.inf))
+            listen_late = median_views_per_post(True, made_in(late_from, horizon - DAY))
+            steady_late = median_views_per_post(False, made_in(late_from, horizon - DAY))
+            best = median_views_per_post(False, best_fit)
             add("listening", "creators", {
                 "listener_views_per_post": listen, "steady_views_per_post": steady,
                 "ratio": listen / steady if steady else np.nan,
