@@ -19,6 +19,7 @@ from sim import metrics
 from sim.config import DAY
 from sim.rankers.base import CHANNEL_NAMES, FOLLOWING, POOL, RESHARE, Feedback, PoolDecisions
 from sim.rng import streams
+from sim.world import NO_ID
 
 if TYPE_CHECKING:
     from sim.config import Experiment, PlantedAccount
@@ -252,10 +253,11 @@ MEASURES: dict[str, dict[str, str]] = {
         "steady_views_per_post_late": "as steady_views_per_post, over the same late posts",
         "ratio_late": "listener_views_per_post_late / steady_views_per_post_late",
         "steady_best_views_per_post": "median over the steady accounts of their views per post (whole run) "
-                                      "on the topic of their own that fits them best, in their best format "
-                                      "where the world has formats",
-        "ceiling": "steady_best_views_per_post / steady_views_per_post: about the ratio a creator that knew "
-                   "its best from the start would reach (less the followers its better posts would win)",
+                                      "had every post drawn from their mixes earned what their posts on "
+                                      "their best-fitting topic, in their best format, earned",
+        "best_fit_ratio": "steady_best_views_per_post / steady_views_per_post: what posting only its best "
+                          "topic in its best format would have given a steady creator, post for post (not "
+                          "counting the followers better posts would win)",
     },
     "topic": {
         "creators_first_week": "accounts that posted in the topic in the first 7 days after t=0",
@@ -539,26 +541,34 @@ class Recorder:
                 return lambda a: ((p.author == sim.world.accounts[a.name])
                                   & (p.created_at >= start) & (p.created_at < end))
 
-            def best_fit(a: PlantedAccount) -> np.ndarray:
-                """Its posts on the topic of its own that fits it best, in its best format."""
+            def best_fit_views_per_post(a: PlantedAccount) -> float:
+                """Its views per post had each post it drew from its mixes (not its derivatives or
+                scenario posts) earned what its posts on its best-fitting topic of its own, in its
+                best format, earned on average; nan where it made none of those."""
                 uid = sim.world.accounts[a.name]
+                own = p.author == uid
+                drawn = own & (p.event == NO_ID) & (p.parent == NO_ID)
                 fit = np.where(np.isin(sim.world.topics, a.topics), sim.world.topic_fit[uid], -np.inf)
-                best = (p.author == uid) & (p.topic == np.argmax(fit))
+                best = drawn & (p.topic == np.argmax(fit))
                 if uid in sim.world.format_fit:
                     best &= p.format == np.argmax(sim.world.format_fit[uid])
-                return best
+                if not best.any():
+                    return np.nan
+                views = p.views[own].sum() - p.views[drawn].sum() + drawn.sum() * p.views[best].mean()
+                return float(views / own.sum())
 
             listen = median_views_per_post(True, made_in(0.0, np.inf))
             steady = median_views_per_post(False, made_in(0.0, np.inf))
             listen_late = median_views_per_post(True, made_in(late_from, horizon - DAY))
             steady_late = median_views_per_post(False, made_in(late_from, horizon - DAY))
-            best = median_views_per_post(False, best_fit)
+            values = [best_fit_views_per_post(a) for a in mixed if a.listen_rate == 0]
+            best = float(np.nanmedian(values)) if not np.isnan(values).all() else np.nan
             add("listening", "creators", {
                 "listener_views_per_post": listen, "steady_views_per_post": steady,
                 "ratio": listen / steady if steady else np.nan,
                 "listener_views_per_post_late": listen_late, "steady_views_per_post_late": steady_late,
                 "ratio_late": listen_late / steady_late if steady_late else np.nan,
-                "steady_best_views_per_post": best, "ceiling": best / steady if steady else np.nan,
+                "steady_best_views_per_post": best, "best_fit_ratio": best / steady if steady else np.nan,
             })  # fmt: skip
         if self.exp.recording.topic_measures:
             self._topic_measures(sim, add)
