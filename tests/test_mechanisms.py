@@ -526,7 +526,11 @@ def test_listening_measures_compare_views_per_post_overall_and_late() -> None:
     topics = ["#crafttok", "#planttok"]
     accounts = [{"name": name, "followers": 10, "topic": "#crafttok", "topics": topics, "posting_rate": 16.0,
                  "listen_rate": rate} for name, rate in [("ear", 1.0), ("deaf", 0.0)]]
-    sim = run_simulation(make_experiment({"horizon_days": 1.5, "world": {"accounts": accounts}}), "content")
+    # Derivatives are common here, so that the steady account's own ones (kept as they were by
+    # best_fit_ratio) are part of the check.
+    exp = make_experiment({"horizon_days": 1.5, "behavior": {"derivative_intercept": -6.0},
+                           "world": {"accounts": accounts}})
+    sim = run_simulation(exp, "content")
     m = measures(sim)
     p = sim.posts
     day = 86_400.0
@@ -545,7 +549,7 @@ def test_listening_measures_compare_views_per_post_overall_and_late() -> None:
     own = p.author == deaf
     drawn = own & (p.event < 0) & (p.parent < 0)  # its derivatives keep the views they had
     best = drawn & (p.topic == sim.world.topics.index(topics[int(np.argmax(fit))]))
-    assert best.sum() > 3 and drawn.sum() > best.sum()
+    assert best.sum() > 3 and drawn.sum() > best.sum() and own.sum() > drawn.sum()
     if_best = (p.views[own].sum() - p.views[drawn].sum() + drawn.sum() * p.views[best].mean()) / own.sum()
     assert m["listening", "creators", "steady_best_views_per_post"] == pytest.approx(if_best)
     assert m["listening", "creators", "best_fit_ratio"] == pytest.approx(if_best / per_post("deaf", 0.0, np.inf))
