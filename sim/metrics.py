@@ -66,6 +66,11 @@ def share(part: float, whole: float) -> float:
     return float(part) / float(whole) if whole else float("nan")
 
 
+def median_or_nan(values: list[float]) -> float:
+    """Median of the values that are not nan; nan where none is (no warning)."""
+    return float(np.nanmedian(values)) if not np.isnan(values).all() else float("nan")
+
+
 def top_share(values: np.ndarray, top: float = 0.25) -> float:
     """Share of the total held by the top ``top`` fraction of entries."""
     x = np.sort(np.asarray(values, dtype=np.float64))[::-1]

@@ -535,7 +535,7 @@ class Recorder:
                 posts ``own(account)`` selects; nan where none of them made such a post."""
                 values = [metrics.share(float(p.views[mine].sum()), int(mine.sum()))
                           for a in mixed if (a.listen_rate > 0) == listening for mine in (own(a),)]
-                return float(np.nanmedian(values)) if not np.isnan(values).all() else np.nan
+                return metrics.median_or_nan(values)
 
             def made_in(start: float, end: float) -> Callable[[PlantedAccount], np.ndarray]:
                 return lambda a: ((p.author == sim.world.accounts[a.name])
@@ -561,8 +561,7 @@ class Recorder:
             steady = median_views_per_post(False, made_in(0.0, np.inf))
             listen_late = median_views_per_post(True, made_in(late_from, horizon - DAY))
             steady_late = median_views_per_post(False, made_in(late_from, horizon - DAY))
-            values = [best_fit_views_per_post(a) for a in mixed if a.listen_rate == 0]
-            best = float(np.nanmedian(values)) if not np.isnan(values).all() else np.nan
+            best = metrics.median_or_nan([best_fit_views_per_post(a) for a in mixed if a.listen_rate == 0])
             add("listening", "creators", {
                 "listener_views_per_post": listen, "steady_views_per_post": steady,
                 "ratio": listen / steady if steady else np.nan,
