@@ -6,27 +6,44 @@ STAMP := $(VENV)/.installed
 NAME ?= trinidad
 ARGS ?=
 
-.PHONY: setup test test-slow experiment report bench calibrate lint clean
+.PHONY: setup setup-ray test test-slow experiment example report docs bench calibrate lint clean
 
+# What `make test` needs: the package (what a run needs) and its dev extra (test tools, matplotlib
+# for the report, pandas for Results.to_pandas); `make test` adds Ray (setup-ray).
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-test: setup
+# Ray (--executor ray): the tests run a two-node Ray cluster, so `make test` installs it.
+setup-ray: $(VENV)/.installed-ray
+
+$(VENV)/.installed-ray: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray]'
+	touch $@
+
+test: setup-ray
 	$(BIN)/python -m pytest -q
 
-test-slow: setup
+test-slow: setup-ray
 	$(BIN)/python -m pytest -q -m slow
 
 experiment: setup
 	$(BIN)/python -m sim run experiments/$(NAME).toml $(ARGS)
 
+# A custom ranker outside sim/ (examples/my_ranker) against content and follower, through sim.run.
+example: setup
+	PYTHONPATH=examples/my_ranker $(BIN)/python examples/compare_rankers.py
+
 report: setup
 	$(BIN)/python -m sim report $(NAME)
+
+# docs/results.md, docs/results-schema.md and the README's results table, from results/ and the schema.
+docs: setup
+	$(BIN)/python -m sim docs
 
 bench: setup
 	$(BIN)/python -m sim bench --scaling --json

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
-from sim.config import ConfigError, load, overrides_of, parse_value, points, reference
-from sim.runner import Interrupted, Runner, RunnerError, plan, summary_lines
+from sim.config import (
+    ConfigError,
+    check_memory,
+    format_bytes,
+    load,
+    machine_memory_bytes,
+    overrides_of,
+    parse_value,
+    points,
+    reference,
+)
+from sim.runner import EXECUTORS, Interrupted, Runner, RunnerError, RunOutcome, plan, summary_lines
 
 EXPERIMENTS = Path("experiments")
 
@@ -46,22 +57,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.ray_address and args.executor != "ray":
         raise RunnerError("--ray-address needs --executor ray")
     jobs = args.jobs or os.cpu_count() or 1
-    where = f"{jobs} jobs" if args.executor == "process" else f"Ray at {args.ray_address or 'auto'}"
+    where = {"process": f"{jobs} jobs", "serial": "this process"}.get(args.executor) or \
+        f"Ray at {args.ray_address or 'auto'}"
     print(f"{exp.name}: {len(keys)} runs ({len(pts)} points x {len(exp.rankers)} rankers x "
           f"{exp.replicates} replicates), "
           f"{exp.world.users:,} users, {exp.horizon_days:g} days, {where} -> {out}", file=sys.stderr)
     runner = Runner(exp, out, jobs=jobs, force=args.force, overrides=overrides, executor=args.executor,
-                    ray_address=args.ray_address)
+                    ray_address=args.ray_address, command=args.command, quick=args.quick)
+
+    def summarise(outcomes: list[RunOutcome]) -> None:  # under the folder's lock, like the runs
+        for line in summary_lines(out, exp):
+            print(line)
+        if any(o.error is None for o in outcomes) or not outcomes:
+            _report(out)
+
     try:
-        outcomes = runner.run(keys)
+        outcomes = runner.run(keys, after=summarise)
     except Interrupted as exc:
         print(exc, file=sys.stderr)
-        return 130
-    for line in summary_lines(out, exp):
-        print(line)
+        return 143 if exc.terminated else 130
     failed = [o for o in outcomes if o.error]
-    if len(failed) < len(outcomes) or not outcomes:
-        _report(out)
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(o.run_id for o in failed)}", file=sys.stderr)
         return 1
@@ -97,9 +112,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     exp = load(args.file, _overrides(args.set))
+    memory = machine_memory_bytes()
     print(f"{args.file}: ok ({exp.name}: {len(points(exp))} points x {len(exp.rankers)} rankers x "
           f"{exp.replicates} replicates, "
-          f"{exp.world.users:,} users, {exp.horizon_days:g} days)")
+          f"{exp.world.users:,} users, {exp.horizon_days:g} days; peak memory about "
+          f"{format_bytes(check_memory(exp))} per run"
+          f"{f' of {format_bytes(memory)}' if memory else ''})")
     tuned = overrides_of(exp)
     for key, value in tuned.items():
         print(f"  overrides calibrated default: {key} = {value}")
@@ -164,6 +182,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from sim import docs
+
+    try:
+        changed = docs.write(Path("."), Path(args.results), check=args.check)
+    except docs.DocsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in changed:
+        print(f"{'out of date' if args.check else 'wrote'}: {path}")
+    return 1 if args.check and changed else 0
+
+
+def cmd_check_ranker(args: argparse.Namespace) -> int:
+    from sim.rankers.contract import check_ranker
+
+    sys.path.insert(0, os.getcwd())  # module:Class from the current directory, as with python -m
+    try:
+        results = check_ranker(args.ranker)
+    except (ImportError, AttributeError, KeyError) as exc:
+        print(f"error: ranker {args.ranker!r}: {exc}", file=sys.stderr)
+        return 2
+    for r in results:
+        print(f"{'PASS' if r.passed else 'FAIL'}  {r.check}" + (f"\n      {r.detail}" if r.detail else ""))
+    failed = sum(not r.passed for r in results)
+    print(f"{args.ranker}: {len(results) - failed} of {len(results)} checks passed")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a key, e.g. world.users=50000 or rankers.content.explore_share=0.2")
     p.add_argument("--jobs", type=int, default=None,
                    help="processes (default: all cores); with --executor ray the cluster's CPUs decide")
-    p.add_argument("--executor", choices=("process", "ray"), default="process",
-                   help="where runs go: local processes, or a Ray cluster (pip install 'feedsim[ray]')")
+    p.add_argument("--executor", choices=EXECUTORS, default="process",
+                   help="where runs go: local processes (one per run), this process (serial: for a debugger), "
+                        "or a Ray cluster (pip install 'feedsim[ray]')")
     p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
                    help="Ray head node (default: RAY_ADDRESS, a cluster started here with `ray start`, "
                         "else a local Ray); every node must see --out at the same path")
@@ -184,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the file's [quick] variant (default: <= 50,000 users, 2 replicates, <= 1 day); "
                         "results go to results/<name>-quick")
     p.add_argument("--out", default=None, help="results folder (default results/<name>)")
-    p.add_argument("--force", action="store_true", help="replace results of a different configuration")
+    p.add_argument("--force", action="store_true",
+                   help="replace results of a different configuration (only in a feedsim results folder, and "
+                        "only what feedsim wrote)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report", help="redraw plots/ and report.md from a results folder's Parquet files")
     p.add_argument("name", help="experiment name (results/<name>) or a results folder")
@@ -208,7 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=4, help="runs in the --jobs-scaling batch")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("docs", help="write docs/results.md, docs/results-schema.md and the results tables in "
+                       "README.md and docs/experiments.md from results/ and the schema")
+    p.add_argument("--results", default="results", help="folder holding results/<name>/ (default results)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is out of date")
+    p.set_defaults(func=cmd_docs)
+    p = sub.add_parser("check-ranker", help="run the ranker contract suite on a ranker (name or module:Class)")
+    p.add_argument("ranker", help="a registered name, or module:Class importable from here or PYTHONPATH")
+    p.set_defaults(func=cmd_check_ranker)
     args = parser.parse_args(argv)
+    args.command = "python -m sim " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args))
     except (ConfigError, RunnerError) as exc:
@@ -217,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `python -m sim schema | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a folder or file the command could not read or write (disk full, permissions)
+        print(f"error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

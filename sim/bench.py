@@ -78,7 +78,7 @@ def run_engine(exp: Experiment, spec: RankerSpec) -> dict[str, float]:
     setup = time.perf_counter() - started
     sim.run()
     events = len(sim.posts) + sum(len(d.post) for _, d in sim.recorder._promotions)
-    result = {"impressions": sim.impressions, "wall_s": sim.wall_s, "setup_s": setup,
+    result = {"impressions": sim.impressions, "wall_s": sim.wall_s, "setup_s": setup, "slate_check_s": sim.check_s,
               "impressions_per_s": sim.impressions / sim.wall_s, "events_per_s": events / sim.wall_s}
     # A simulation holds reference cycles (SimPy processes): free its world now, so that the
     # next ranker's run does not stack its peak memory on this one's.
@@ -123,6 +123,9 @@ def bench(users: int, days: float) -> dict[str, Any]:
         "setup_s": round(content["setup_s"], 2), "warm_up_s": round(warm, 2),
         "events_per_s": round(content["events_per_s"], 1),
         "content_impressions": content["impressions"], "content_wall_s": round(content["wall_s"], 2),
+        # The engine's slate checks (sim.rankers.contract), timed inside the runs: their share of run time.
+        "slate_check_share": round(content["slate_check_s"] / content["wall_s"], 4),
+        "follower_slate_check_share": round(follower["slate_check_s"] / follower["wall_s"], 4),
     }  # fmt: skip
 
 

@@ -63,7 +63,7 @@ class Row:
     note: str
 
 
-DESIGN = "creator guides, as summarised in DESIGN.md"
+DESIGN = "creator guides, as summarised in docs/model.md (traffic pools)"
 PEW = "Pew Research Center, \"How U.S. Adults Use TikTok\" (Feb 2024), 2,745 surveyed users, Aug 2023"
 TIME = ("app-analytics estimates 2023-24 (Insider Intelligence/eMarketer: ~54-58 min/day for US adult users; "
         "data.ai via DataReportal: ~31-34 h/month on Android, ~60-70 min/day)")
@@ -109,7 +109,7 @@ REFERENCES: dict[str, tuple[str, Reference]] = {
              "ordinary posts release an original sound and derivatives reuse one, and at the default derivative "
              "rate derivatives are 18% of this world's posts under For You (2% under follower), so the model has "
              "too little reused audio; discovery.toml, whose claim is about reuse, names the exception it makes "
-             "(README, Sound reuse)")),
+             "(docs/calibration.md, Sound reuse)")),
     "posts never reshared": ("share", Reference(
         "most cascades never spread (> 90% of seeds adopted by nobody)", GOEL, lo=0.90,
         note="every post gets its first pool of ~300 views, and at the model's share rate (a few per "
@@ -127,7 +127,7 @@ REFERENCES: dict[str, tuple[str, Reference]] = {
              "the first); posts here also have no search or profile traffic that brings late views")),
 }
 
-#: Creator guides' traffic-pool ladder (DESIGN.md): stage -> (published, lo, hi).
+#: Creator guides' traffic-pool ladder (docs/model.md): stage -> (published, lo, hi).
 LADDER: dict[int, tuple[str, float | None, float | None]] = {
     0: ("200-500 first viewers", 200.0, 500.0),
     1: ("~1,000-3,000", 1_000.0, 3_000.0),

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -35,6 +37,14 @@ DEFAULT_DIURNAL = (
     0.020, 0.012, 0.008, 0.006, 0.006, 0.010, 0.022, 0.034, 0.040, 0.040, 0.042, 0.046,
     0.050, 0.048, 0.046, 0.046, 0.050, 0.056, 0.062, 0.068, 0.074, 0.076, 0.060, 0.038,
 )  # fmt: skip
+
+
+# Names that become folder names (results/<name>/, runs/<label>-r0/): one path component, no more.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+SAFE_NAME_RULE = "letters, digits, _ . - only"
+INT64_MAX = 2**63 - 1  # counts and ids end up in int64 arrays and Parquet columns
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+MAX_SWEEP_POINTS = 10_000
 
 
 class ConfigError(ValueError):
@@ -147,7 +157,7 @@ class WorldConfig:
 @dataclass(frozen=True)
 class BehaviorConfig:
     """Response-model coefficients (logistic links).  One calibrated set shared by
-    every experiment; see README "Calibration"."""
+    every experiment; see docs/calibration.md."""
 
     watch_intercept: float = knob(-0.9, "watch-fraction logit at average quality and no interest")
     watch_quality: float = knob(0.55, "watch-fraction logit per unit of latent quality")
@@ -315,48 +325,79 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str], meta: Mapping[st
     origin = typing.get_origin(tp)
     if _is_dataclass_type(tp):
         if not isinstance(value, Mapping):
-            problems.append(f"{key}: expected a table (got {value!r})")
+            problems.append(f"{key}: expected a table (got {_shown(value)})")
             return None
         return build(tp, value, key, problems)
     if origin is tuple:
         (inner,) = typing.get_args(tp)[:1]
         if not isinstance(value, list):
-            problems.append(f"{key}: expected a list of {_type_name(inner)} (got {value!r})")
+            problems.append(f"{key}: expected a list of {_type_name(inner)} (got {_shown(value)})")
             return None
         items = [_coerce(v, inner, f"{key}[{i}]", problems, meta) for i, v in enumerate(value)]
-        return tuple(items)
+        if _is_dataclass_type(inner):
+            # A bad entry keeps its index (so later messages name the right one) as a
+            # placeholder; its problem is already reported.
+            return tuple(build(inner, {}, "", []) if item is None else item for item in items)
+        return None if any(item is None for item in items) else tuple(items)
     if tp is Any:
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            problems.append(f"{key}: expected true or false (got {value!r})")
+            problems.append(f"{key}: expected true or false (got {_shown(value)})")
             return None
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{key}: expected an integer (got {value!r})")
+            problems.append(f"{key}: expected an integer (got {_shown(value)})")
+            return None
+        if not -INT64_MAX <= value <= INT64_MAX:
+            problems.append(f"{key}: {_shown(value)} is too large (at most {INT64_MAX:,} in magnitude)")
             return None
     elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            problems.append(f"{key}: expected a number (got {value!r})")
+        number = _finite(value)
+        if number is None:
+            problems.append(f"{key}: expected a finite number (got {_shown(value)})")
             return None
-        value = float(value)
+        value = number
     elif tp is str:
         if not isinstance(value, str):
-            problems.append(f"{key}: expected a string (got {value!r})")
+            problems.append(f"{key}: expected a string (got {_shown(value)})")
+            return None
+        if key != "description" and CONTROL_CHARACTERS.search(value):
+            problems.append(f"{key}: control characters (newline, tab, NUL, ...) are not allowed "
+                            f"(got {_shown(value)})")
             return None
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
     problem = None
     if lo is not None and value < lo:
-        problem = f"{key}: must be >= {lo:g} (got {value!r})"
+        problem = f"{key}: must be >= {lo:g} (got {_shown(value)})"
     elif hi is not None and value > hi:
-        problem = f"{key}: must be <= {hi:g} (got {value!r})"
+        problem = f"{key}: must be <= {hi:g} (got {_shown(value)})"
     elif choices is not None and value not in choices:
-        problem = f"{key}: must be one of {', '.join(choices)} (got {value!r})"
+        problem = f"{key}: must be one of {', '.join(choices)} (got {_shown(value)})"
     if problem:
         problems.append(problem)
         return None  # the caller keeps the default, so later checks see a sane value
     return value
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None (not a number, NaN, infinite, or too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond 1.8e308
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so a huge value cannot flood the message."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return f"an integer of about {int(abs(value).bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
 
 
 def build(cls: type[T], table: Mapping[str, Any], prefix: str, problems: list[str]) -> T:
@@ -371,7 +412,8 @@ def build(cls: type[T], table: Mapping[str, Any], prefix: str, problems: list[st
     for key in table:
         if key not in fields:
             known = ", ".join(fields)
-            problems.append(f"{_join(prefix, key)}: unknown key (known: {known})")
+            shown = key if re.fullmatch(r"[A-Za-z0-9_.\[\]-]{1,60}", key) else _shown(key)  # one line, short
+            problems.append(f"{_join(prefix, shown)}: unknown key (known: {known})")
     for name, f in fields.items():
         key = _join(prefix, name)
         if name in table:
@@ -401,8 +443,6 @@ def _join(prefix: str, key: str) -> str:
 
 
 def _check_references(exp: Experiment, problems: list[str]) -> None:
-    from sim.rankers import resolve_ranker  # local: rankers import config
-
     world = exp.world
     topics = set(world.topics)
     if len(world.topics) < 1:
@@ -471,24 +511,36 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
     if not exp.rankers:
         problems.append("rankers: at least one [[rankers]] table is required")
     labels: set[str] = set()
+    folded: dict[str, int] = {}  # label.casefold() -> index: folders named by label must differ in more than case
     specs = []
     for i, spec in enumerate(exp.rankers):
         key = f"rankers[{i}]"
-        label = spec.label or spec.name
-        if label in labels:
-            problems.append(f"{key}.label: duplicate ranker label {label!r}")
+        ranker_cls = _resolve(spec.name, f"{key}.name", problems)
+        label = spec.label or default_label(spec.name)
+        unsafe = name_problem(label)
+        if unsafe and spec.label:
+            problems.append(f"{key}.label: {unsafe}")
+        elif unsafe and ranker_cls is not None:
+            problems.append(f"{key}.label: the label defaults to the name, and {unsafe}: set label")
+        elif label.casefold() in folded:
+            j = folded[label.casefold()]
+            same = "" if label in labels else " (labels name folders, so they must differ in more than letter case)"
+            problems.append(f"{key}.label: duplicate ranker label {label!r}: rankers[{j}] has it{same}; "
+                            f"set a distinct label")
+        folded.setdefault(label.casefold(), i)
         labels.add(label)
-        params = spec.params
-        try:
-            ranker_cls = resolve_ranker(spec.name)
-        except (KeyError, ImportError, AttributeError) as exc:
-            problems.append(f"{key}.name: {exc.args[0] if exc.args else exc}")
+        if ranker_cls is None:
             specs.append(spec)
             continue
+        params = spec.params
         if not isinstance(params, Mapping):
-            problems.append(f"{key}.params: expected a table (got {params!r})")
+            problems.append(f"{key}.params: expected a table (got {_shown(params)})")
             params = {}
-        built: Any = build(ranker_cls.Params, params, f"{key}.params", problems)
+        try:
+            built: Any = build(ranker_cls.Params, params, f"{key}.params", problems)
+        except Exception as exc:  # a user's Params that is not a plain dataclass of knobs
+            problems.append(f"{key}.params: cannot build {spec.name}'s Params: {type(exc).__name__}: {exc}")
+            built = params
         specs.append(dataclasses.replace(spec, label=label, params=built))
     object.__setattr__(exp, "rankers", tuple(specs))
     try:
@@ -500,6 +552,48 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
                         f"(the file has {n_points or 'no'} sweep points)")
     if exp.baseline and exp.baseline not in labels:
         problems.append(f"baseline: unknown ranker label {exp.baseline!r} (known: {', '.join(sorted(labels))})")
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a folder (an experiment's results, a ranker's runs), or None.
+
+    >>> name_problem("content-24h") is None
+    True
+    >>> name_problem("../../tmp/escape")
+    "'../../tmp/escape' is not a safe name (letters, digits, _ . - only)"
+    """
+    if name in (".", ".."):
+        return f"{name!r} is not a safe name (it means a folder itself or its parent)"
+    if len(name) > 100:
+        return f"{_shown(name)} is not a safe name (at most 100 characters, got {len(name)})"
+    if not SAFE_NAME.fullmatch(name):
+        return f"{_shown(name)} is not a safe name ({SAFE_NAME_RULE})"
+    return None
+
+
+def default_label(name: str) -> str:
+    """The label of a ``[[rankers]]`` table that sets none: the registered name, or for a
+    user's ``'package.module:Class'`` the class name, which is a safe folder name.
+
+    >>> default_label("content"), default_label("mypkg.rankers:Newest")
+    ('content', 'Newest')
+    """
+    return name.rpartition(":")[2] if ":" in name else name
+
+
+def _resolve(name: str, key: str, problems: list[str]) -> Any:
+    """The ranker class ``name`` names, or None with a problem (a missing name is reported by build)."""
+    from sim.rankers import resolve_ranker  # local: rankers import config
+
+    if not name:
+        return None
+    try:
+        return resolve_ranker(name)
+    except (KeyError, ImportError, AttributeError) as exc:
+        problems.append(f"{key}: {exc.args[0] if exc.args else exc}")
+    except Exception as exc:  # a user's module that fails on import, or a malformed 'module:Class'
+        problems.append(f"{key}: cannot load ranker {_shown(name)}: {type(exc).__name__}: {exc}")
+    return None
 
 
 def sweep_points(sweep: Mapping[str, Any], where: str = "sweep") -> list[dict[str, Any]]:
@@ -525,6 +619,9 @@ def sweep_points(sweep: Mapping[str, Any], where: str = "sweep") -> list[dict[st
             problems.append(f"{where}.{key}: expected a non-empty list of values")
         else:
             axes.append([{key: v} for v in values])
+    if not problems and math.prod(len(axis) for axis in axes) > MAX_SWEEP_POINTS:
+        problems.append(f"{where}: {math.prod(len(axis) for axis in axes):,} points (the product of the grid "
+                        f"lists) exceed {MAX_SWEEP_POINTS:,}")
     if problems:
         raise ConfigError(problems)
     points: list[dict[str, Any]] = [{}]
@@ -536,7 +633,7 @@ def sweep_points(sweep: Mapping[str, Any], where: str = "sweep") -> list[dict[st
 def _check_sweep(table: Mapping[str, Any], source: str, problems: list[str]) -> None:
     sweep = table.get("sweep") or {}
     if not isinstance(sweep, Mapping):
-        return
+        return  # reported by _parse
     try:
         points = sweep_points(sweep)
     except ConfigError as exc:
@@ -545,25 +642,64 @@ def _check_sweep(table: Mapping[str, Any], source: str, problems: list[str]) -> 
     base = {k: v for k, v in table.items() if k not in ("sweep", "quick", "baseline_point")}
     for point in points[:1] + points[-1:]:
         for key in point:
-            try:
-                parse(apply_overrides(base, {key: point[key]}, source), source)
-            except ConfigError as exc:
-                prefix = f"{source}: "
-                problems.extend(f"sweep.{key}: {p.removeprefix(prefix)}" for p in exc.problems)
+            _check_variant(base, {key: point[key]}, f"sweep.{key}", source, problems)
+
+
+def _check_quick(table: Mapping[str, Any], source: str, problems: list[str]) -> None:
+    """The ``--quick`` variant must be valid too, so that ``run --quick`` cannot fail where ``validate``
+    passed."""
+    base = {k: v for k, v in table.items() if k != "quick"}
+    _check_variant(base, quick_overrides(table), "quick", source, problems)
+
+
+def _check_variant(base: Mapping[str, Any], overrides: Mapping[str, Any], where: str, source: str,
+                   problems: list[str]) -> None:
+    """Parse ``base`` with ``overrides``; add its problems, as ``<where>: <problem>``, that the base
+    table does not already have."""
+    prefix = f"{source}: "
+    try:
+        _parse(apply_overrides(base, overrides, source), source, variants=False)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            problem = problem.removeprefix(prefix)
+            if problem not in problems:
+                problems.append(f"{where}: {problem}")
 
 
 def parse(table: Mapping[str, Any], source: str = "<config>") -> Experiment:
-    """Validate a parsed TOML table into an :class:`Experiment` (raises :class:`ConfigError`)."""
+    """Validate a parsed TOML table into an :class:`Experiment` (raises :class:`ConfigError`).
+
+    Besides the table itself, the first and last sweep points and the ``--quick`` variant are
+    checked, so that neither a sweep nor ``run --quick`` can fail on a file that validated."""
+    return _parse(table, source, variants=True)
+
+
+def _parse(table: Mapping[str, Any], source: str, variants: bool) -> Experiment:
     problems: list[str] = []
     exp = build(Experiment, table, "", problems)
     # build() leaves defaults where values were bad, so cross-field checks can still run and
     # every problem is reported at once.
-    _check_references(exp, problems)
-    _check_sweep(table, source, problems)
-    if problems:
-        raise ConfigError([f"{source}: {p}" for p in problems])
     if not exp.name:
         object.__setattr__(exp, "name", Path(source).stem)
+        unsafe = name_problem(exp.name)
+        if unsafe:
+            problems.append(f"name: the file name's stem {unsafe}: set name, or rename the file")
+    else:
+        unsafe = name_problem(exp.name)
+        if unsafe:
+            problems.append(f"name: {unsafe}")
+    _check_references(exp, problems)
+    if not isinstance(exp.sweep, Mapping):
+        problems.append(f"sweep: expected a table of 'dotted.key' = [values] (got {_shown(exp.sweep)})")
+        object.__setattr__(exp, "sweep", {})
+    if not isinstance(exp.quick, Mapping):
+        problems.append(f"quick: expected a table of 'dotted.key' = value (got {_shown(exp.quick)})")
+        object.__setattr__(exp, "quick", {})
+    elif variants:
+        _check_sweep(table, source, problems)
+        _check_quick(table, source, problems)
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
     if not exp.focal and exp.events:
         object.__setattr__(exp, "focal", exp.events[0].name)
     object.__setattr__(exp, "_table", dict(table))
@@ -599,7 +735,7 @@ def quick_overrides(table: Mapping[str, Any]) -> dict[str, Any]:
     """What ``--quick`` changes: the file's ``[quick]`` table, else a generic small variant
     (at most 50,000 users, 2 replicates, at most 1 simulated day)."""
     quick = table.get("quick")
-    if quick:
+    if quick and isinstance(quick, Mapping):
         return dict(quick)
     world = table.get("world") or {}
     users = world.get("users", WorldConfig.users) if isinstance(world, Mapping) else WorldConfig.users
@@ -613,23 +749,182 @@ def quick_overrides(table: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None, quick: bool = False) -> Experiment:
-    """Read, override (``--quick`` first, then ``--set``) and validate an experiment file."""
+    """Read, override (``--quick`` first, then ``--set``) and validate an experiment file.
+
+    Also refuses an experiment whose run cannot fit in this machine's memory
+    (:func:`estimate_peak_bytes` against :func:`machine_memory_bytes`)."""
+    table = read_table(path)
+    source = str(path)
+    if quick:
+        table = apply_overrides(table, quick_overrides(table), source)
+    if overrides:
+        table = apply_overrides(table, overrides, source)
+    exp = parse(table, source)
+    check_memory(exp)
+    return exp
+
+
+def read_table(path: str | Path) -> dict[str, Any]:
+    """The TOML table of an experiment file; any failure is a :class:`ConfigError` naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a folder, not an experiment file"]) from None
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+        raise ConfigError([f"{path}: cannot read ({exc.strerror or exc})"]) from None
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        raise ConfigError([f"{_shown(str(path))}: cannot read ({exc})"]) from None
     try:
-        table = tomllib.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError([f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); "
+                           f"save it as UTF-8"]) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: TOML syntax error: {exc}"]) from None
-    if quick:
-        table = apply_overrides(table, quick_overrides(table), str(path))
-    if overrides:
-        table = apply_overrides(table, overrides, str(path))
-    return parse(table, str(path))
+    except RecursionError:
+        raise ConfigError([f"{path}: TOML nested too deeply"]) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError([f"{path}: TOML value error: {exc}"]) from None
+
+
+# ---------------------------------------------------------------------------- memory
+
+# Peak resident memory of one run (one process).  Measured: the engine run in a child process
+# (load + Simulation(exp, exp.rankers[0], 0).run() + its Parquet tables), then the child's
+# resource.getrusage(RUSAGE_SELF).ru_maxrss, on experiments/calibration.toml (12 h warm-up, so
+# days = horizon_days + 0.5, content ranker), e.g.
+#   .venv/bin/python -c 'import resource; from sim.config import load; from sim.engine import Simulation
+#   exp = load("experiments/calibration.toml", {"world.users": 5000, "horizon_days": 4})
+#   Simulation(exp, exp.rankers[0], 0).run(); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)'
+#   users    horizon_days  other                     peak RSS
+#   2        0.001         warmup_hours=0            316 MiB  (libraries: numpy, numba, pyarrow, simpy)
+#   5,000    0.25 / 4      (engine of commit d271e9a) 348 / 353 MiB
+#   20,000   0.25          world.follows_mean=200    394 MiB, 378 MiB without  (+5.3M follow edges)
+#   20,000   0.25          world.posting_rate_mean=5 433 MiB  (72,480 posts instead of 649)
+#   400,000  5             trinidad.toml             1.5 GB   (README: GNU time, whole batch)
+#   2,000,000 5            trinidad_scale.toml       6.2 GB   (docs/performance.md)
+# Fit: 330 MiB + 1,000 B per user + 350 B per user-day (the seen-post filter, 12 bits per
+# expected view, and the daily watch arrays) + 3.2 B per extra follow edge + 800 B per post;
+# times MEMORY_MARGIN it lies 0-25% above every row (trinidad: 16% and 22%).
+MEMORY_BASE = 330 * 2**20
+MEMORY_PER_USER = 1_000
+MEMORY_PER_FOLLOW = 3.2  # each follow edge beyond the default's
+MEMORY_PER_USER_DAY = 350  # at the default attention and activity
+MEMORY_PER_POST = 800
+MEMORY_MARGIN = 1.1  # allocator slack and the spread between worlds drawn from different seeds
+
+
+def estimate_peak_bytes(exp: Experiment) -> int:
+    """An upper estimate of one run's peak resident memory in bytes.
+
+    Linear in the world's size: users (with bought followers), follow edges, user-days of
+    activity (scaled by how many posts a user-day watches) and posts made.  A batch of ``jobs``
+    concurrent runs needs about ``jobs`` times this.
+
+    >>> exp = parse({"world": {"users": 100_000}, "horizon_days": 0.25, "rankers": [{"name": "content"}]}, "x")
+    >>> format_bytes(estimate_peak_bytes(exp))
+    '498 MiB'
+    """
+    world, behavior = exp.world, exp.behavior
+    days = exp.horizon_days + exp.warmup_hours / 24
+    users = float(world.users)
+    nodes = users + sum(float(a.bought_followers) for a in world.accounts)
+    extra_follows = max(0.0, world.follows_mean * math.exp(world.follows_sigma**2 / 2) - _DEFAULT_FOLLOWS) * users
+    views_scale = _views_per_active_second(world, behavior) / _views_per_active_second(WorldConfig(), BehaviorConfig())
+    activity = world.daily_active_share * world.attention_mean_minutes
+    default_activity = WorldConfig.daily_active_share * WorldConfig.attention_mean_minutes
+    user_days = users * days * max(1.0, views_scale * activity / default_activity)
+    posts = users * days * world.posting_rate_mean + sum(a.posting_rate * days for a in world.accounts)
+    peak = (MEMORY_BASE + nodes * MEMORY_PER_USER + extra_follows * MEMORY_PER_FOLLOW
+            + user_days * MEMORY_PER_USER_DAY + posts * MEMORY_PER_POST) * MEMORY_MARGIN
+    return int(min(peak, 2.0**126))
+
+
+_DEFAULT_FOLLOWS = WorldConfig.follows_mean * math.exp(WorldConfig.follows_sigma**2 / 2)
+
+
+def _views_per_active_second(world: WorldConfig, behavior: BehaviorConfig) -> float:
+    """Posts a user watches per second of attention (the seen filter is sized from it)."""
+    mean_length = world.post_length_median_s * math.exp(world.post_length_sigma**2 / 2)
+    return 1.0 / (0.4 * mean_length + behavior.swipe_seconds)
+
+
+def machine_memory_bytes() -> int | None:
+    """This machine's total memory in bytes (the smaller of physical memory and a cgroup limit),
+    or None where it cannot be read."""
+    total = None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemTotal:"):
+                    total = int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit() and (total is None or int(limit) < total):
+            total = int(limit)
+    except OSError:
+        pass
+    return total if total and total > 0 else None
+
+
+def format_bytes(n: float) -> str:
+    """``1.5 GiB``-style size.
+
+    >>> format_bytes(1.5 * 2**30), format_bytes(146 * 2**40)
+    ('1.5 GiB', '146 TiB')
+    """
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"
+
+
+def check_memory(exp: Experiment, memory: int | None = None) -> int:
+    """Raise :class:`ConfigError` if one run of ``exp`` (at any sweep point) cannot fit in
+    ``memory`` bytes (default: :func:`machine_memory_bytes`); return the largest estimate."""
+    peak, point = max(((estimate_peak_bytes(p.exp), p) for p in _memory_points(exp)), key=lambda pair: pair[0])
+    memory = machine_memory_bytes() if memory is None else memory
+    if memory is not None and peak > memory:
+        source = getattr(exp, "_source", "<config>")
+        where = f"sweep point {point.params}: " if point.params else ""
+        raise ConfigError([f"{source}: {where}world.users: one run of {point.exp.world.users:,} users x "
+                           f"{point.exp.horizon_days:g} days needs about {format_bytes(peak)} of memory; this "
+                           f"machine has {format_bytes(memory)} (make world.users or horizon_days smaller)"])
+    return peak
+
+
+def _memory_points(exp: Experiment) -> list[Point]:
+    """One point per distinct setting of the sweep's world and horizon keys (the rest do not
+    change the memory a run needs)."""
+    if not exp.sweep:
+        return [Point(0, {}, exp)]
+    table: dict[str, Any] = getattr(exp, "_table", {})
+    source: str = getattr(exp, "_source", "<config>")
+    base = {k: v for k, v in table.items() if k not in ("sweep", "quick", "baseline_point")}
+    relevant: dict[str, dict[str, Any]] = {}
+    for params in sweep_points(exp.sweep):
+        sized = {k: v for k, v in params.items() if k.startswith(("world.", "horizon_days", "warmup_hours"))}
+        relevant.setdefault(repr(sorted(sized.items())), sized)
+    out = []
+    for i, params in enumerate(relevant.values()):
+        try:
+            out.append(Point(i, params, _parse(apply_overrides(base, params, source), source, variants=False)))
+        except ConfigError as exc:
+            prefix = f"{source}: "
+            raise ConfigError([f"{source}: sweep point {params}: {p.removeprefix(prefix)}"
+                               for p in exc.problems]) from None
+    return out
 
 
 def apply_overrides(table: Mapping[str, Any], overrides: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -644,10 +939,14 @@ def apply_overrides(table: Mapping[str, Any], overrides: Mapping[str, Any], sour
     for dotted, value in overrides.items():
         parts = dotted.split(".")
         if parts[0] == "rankers" and len(parts) >= 3:
-            matches = [r for r in out.get("rankers", []) if (r.get("label") or r.get("name")) == parts[1]]
+            rankers = out.get("rankers")
+            tables = [r for r in rankers if isinstance(r, dict)] if isinstance(rankers, list) else []
+            matches = [r for r in tables if _label_of(r) == parts[1]]
             if not matches:
                 raise ConfigError([f"{source}: --set {dotted}: no ranker labelled {parts[1]!r}"])
             node = matches[0].setdefault("params", {})
+            if not isinstance(node, dict):
+                raise ConfigError([f"{source}: --set {dotted}: rankers {parts[1]!r}: params is not a table"])
             parts = parts[2:]
         else:
             node = out
@@ -655,6 +954,12 @@ def apply_overrides(table: Mapping[str, Any], overrides: Mapping[str, Any], sour
             node = _child(node, part, dotted, source)
         node[parts[-1]] = value
     return out
+
+
+def _label_of(ranker: Mapping[str, Any]) -> Any:
+    """The label a raw ``[[rankers]]`` table will get (its own, else :func:`default_label`)."""
+    name = ranker.get("name")
+    return ranker.get("label") or (default_label(name) if isinstance(name, str) else name)
 
 
 def _child(node: dict[str, Any], part: str, dotted: str, source: str) -> dict[str, Any]:
@@ -679,9 +984,10 @@ def _child(node: dict[str, Any], part: str, dotted: str, source: str) -> dict[st
 def parse_value(text: str) -> Any:
     """Parse the value of ``--set key=value`` as a TOML value (bare words are strings)."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        parsed = tomllib.loads(f"v = {text}")
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
         return text
+    return parsed["v"] if len(parsed) == 1 else text  # "1\nseed = 2" is one string, not two keys
 
 
 def overrides_of(exp: Experiment) -> dict[str, Any]:

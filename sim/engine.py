@@ -9,8 +9,10 @@ batch; every event in a window sees the state as of the window's start.
 
 from __future__ import annotations
 
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import simpy
@@ -19,6 +21,7 @@ from sim import behavior
 from sim.config import DAY, Experiment, RankerSpec
 from sim.rankers import Feedback, Ranker, resolve_ranker
 from sim.rankers.base import SOUND, Slate, channel_group, duplicate_in_row, first_k_valid
+from sim.rankers.contract import RankerError, check_slate
 from sim.recording import Recorder
 from sim.rng import streams
 from sim.state import PlatformState, SeenFilter
@@ -50,12 +53,19 @@ class Simulation:
     world : World, optional
         A pre-built world of this replicate (built from the ``world`` stream if
         omitted).  Worlds are mutated by a run, so pass a fresh copy.
+    check_slates : bool
+        Check every slate against the engine's rules (:mod:`sim.rankers.contract`); off only to
+        measure what the checks cost.
     """
 
     def __init__(self, exp: Experiment, spec: RankerSpec, replicate: int, world: World | None = None,
-                 run_id: str | None = None):
+                 run_id: str | None = None, *, check_slates: bool = True):
         self.exp = exp
         self.spec = spec
+        self.label = spec.label or spec.name
+        self._stop: Callable[[], bool] | None = None
+        self.check_slates = check_slates
+        self.check_s = 0.0  # wall seconds spent checking slates
         self.replicate = replicate
         self.rngs = streams(exp.seed, replicate)
         self.world = world if world is not None else build_world(exp, self.rngs["world"])
@@ -67,8 +77,9 @@ class Simulation:
         days = (exp.warmup_s + exp.horizon_s) / DAY
         self.state = PlatformState(self.world, self.posts, SeenFilter(self._expected_views(days)))
         ranker_cls = resolve_ranker(spec.name)
-        self.ranker: Ranker = ranker_cls(spec.params, self.rngs["ranker"])
-        label = spec.label or spec.name
+        with self.ranker_call("its constructor"):
+            self.ranker: Ranker = ranker_cls(spec.params, self.rngs["ranker"])
+        label = self.label
         self.recorder = Recorder(exp, label, replicate, self.world, self.posts, run_id or f"{label}-r{replicate}")
         self.arrival_day = -1
         self.session_cum = np.zeros(self.users.n)
@@ -115,6 +126,22 @@ class Simulation:
         per_view = 0.4 * mean_length + self.exp.behavior.swipe_seconds
         return 2.0 * self.users.active_share * self.users.attention_s * days / per_view + 50
 
+    @contextmanager
+    def ranker_call(self, what: str) -> Iterator[None]:
+        """Turn a ``SystemExit`` or ``KeyboardInterrupt`` raised by the ranker inside the block into a
+        :class:`RankerError` naming it: it fails this run alone.  A ``KeyboardInterrupt`` stays one
+        while the batch is being stopped (``stop()`` is true), or, without a ``stop``, while SIGINT
+        has Python's own handler (a Ctrl-C could land inside the ranker, and is the user's)."""
+        try:
+            yield
+        except (SystemExit, KeyboardInterrupt) as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                stop = self._stop
+                if stop() if stop is not None else signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                    raise
+            raise RankerError(f"ranker {self.label!r} ({self.spec.name}): {what} raised {exc!r}; "
+                              f"a ranker must not exit or interrupt the run") from exc
+
     # ------------------------------------------------------------------ processes
 
     def run(self, stop: Callable[[], bool] | None = None) -> Recorder:
@@ -126,9 +153,11 @@ class Simulation:
         """
         started = time.perf_counter()
         env = self.env
+        self._stop = stop
         if stop is not None:
             env.process(self.stop_checks(stop))
-        self.ranker.start(self.state)
+        with self.ranker_call("start()"):
+            self.ranker.start(self.state)
         env.process(self.posting())
         for i, event in enumerate(self.exp.events):
             env.process(self.scenario_post(i, event))
@@ -167,7 +196,8 @@ class Simulation:
     def reviews(self):  # type: ignore[no-untyped-def]
         """The ranker's periodic review (traffic-pool promotion decisions)."""
         while True:
-            decisions = self.ranker.review(self.env.now)
+            with self.ranker_call("review()"):
+                decisions = self.ranker.review(self.env.now)
             if decisions is not None:
                 self.recorder.promotions(decisions, self.env.now)
             yield self.env.timeout(self.dt)
@@ -461,7 +491,7 @@ class Simulation:
         active = np.arange(len(users))
         k = FIRST_SLATE
         while len(active):
-            slate = self.open_sound_pages(users[active], self.ranker.rank(users[active], now, k))
+            slate = self.open_sound_pages(users[active], self.rank(users[active], now, k))
             spent, served, exhausted = self.consume(users[active], slate, remaining[active], position[active], now)
             np.add.at(self.watch_by_day[day], users[active], spent.astype(np.float32))
             remaining[active] -= spent
@@ -471,6 +501,16 @@ class Simulation:
                 per_view = max(float(spent.sum()) / max(int(served.sum()), 1), 1.0)
                 # Slates long enough for most remaining sessions: fewer, larger rounds.
                 k = int(np.clip(np.ceil(np.quantile(remaining[active], 0.9) / per_view), 4, MAX_SLATE))
+
+    def rank(self, users: np.ndarray, now: float, k: int) -> Slate:
+        """The ranker's slate for ``users``, checked against the engine's rules (:func:`check_slate`)."""
+        with self.ranker_call("rank()"):
+            slate = self.ranker.rank(users, now, k)
+        if self.check_slates:
+            started = time.perf_counter()
+            check_slate(slate, users, k, self.posts.author, self.state.seen, self.label)
+            self.check_s += time.perf_counter() - started
+        return slate
 
     def open_sound_pages(self, users: np.ndarray, slate: Slate) -> Slate:
         """Users who tapped a sound watch its page first: the original, then its most viewed uses
@@ -582,7 +622,8 @@ class Simulation:
                             watch_fraction=fraction, completed=completed, liked=react.liked,
                             commented=react.commented, shared=react.shared, followed=followed,
                             purchased=purchased)
-        self.ranker.observe(feedback)
+        with self.ranker_call("observe()"):
+            self.ranker.observe(feedback)
         self.recorder.impressions(feedback, now)
 
     def sound_actions(self, viewer: np.ndarray, post: np.ndarray, channel: np.ndarray, fraction: np.ndarray,

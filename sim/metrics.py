@@ -80,8 +80,53 @@ def top_share(values: np.ndarray, top: float = 0.25) -> float:
     return float(x[:k].sum() / x.sum())
 
 
-def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and t-based confidence interval over replicates."""
+#: Fewer replicates than this give no interval (t or bootstrap): with 2-4 values an interval says more
+#: about the resampling than about the world.  Summaries store null there; reports say "no interval".
+MIN_REPLICATES = 5
+
+#: A slope fitted on fewer points than this is reported as too few, not as a number.
+MIN_SLOPE_POINTS = 30
+
+#: Metrics (the last dotted part, without ``focal_``) that are proportions although their names do
+#: not say so, and ones whose names say so but that may exceed 1.
+_PROPORTIONS = {"top_decile_via_others"}
+_NOT_PROPORTIONS = {"budget_used_share"}  # watch / budget: a session's last video may overrun it
+
+
+def bounds(metric: str) -> tuple[float, float]:
+    """The range a metric's true value lies in, by its name: ``(0, 1)`` for shares, rates, fractions
+    and Gini coefficients; ``(-inf, inf)`` for slopes; ``(-1, inf)`` for ``max_stage``; ``(0, inf)`` for
+    every other quantity (counts, times, ratios).
+
+    >>> bounds("focal_reach_share"), bounds("product.eye_cream.sold"), bounds("views_followers_slope")
+    ((0.0, 1.0), (0.0, inf), (-inf, inf))
+    """
+    name = metric.rsplit(".", 1)[-1].removeprefix("focal_")
+    if "slope" in name:
+        return -np.inf, np.inf
+    if name == "max_stage":
+        return -1.0, np.inf
+    if name in _PROPORTIONS or (name not in _NOT_PROPORTIONS
+                                and name.endswith(("_share", "_rate", "_fraction", "gini"))):
+        return 0.0, 1.0
+    return 0.0, np.inf
+
+
+def mean_ci(values: np.ndarray, level: float = 0.95,
+            limits: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float, float]:
+    """Mean and t-based confidence interval over replicates (nan bounds below :data:`MIN_REPLICATES`
+    finite values).
+
+    The interval is intersected with ``limits``, the range the true mean lies in (see :func:`bounds`):
+    a share's interval stays inside [0, 1] and a count's above 0.  Since the true mean is always
+    inside ``limits``, the intersection covers it exactly as often as the t-interval does (Wilson
+    needs counts of successes, which a mean of per-run shares is not).
+
+    >>> mean_ci(np.array([0.99, 1.0, 0.97, 1.0, 0.9]), limits=(0.0, 1.0))[2]
+    1.0
+    >>> mean_ci(np.array([1.0, 2.0]))
+    (1.5, nan, nan)
+    """
     from scipy import stats
 
     x = np.asarray(values, dtype=np.float64)
@@ -89,22 +134,35 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
     if len(x) == 0:
         return float("nan"), float("nan"), float("nan")
     m = float(x.mean())
-    if len(x) < 2:
+    if len(x) < MIN_REPLICATES:
         return m, float("nan"), float("nan")
     half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return m, m - half, m + half
+    return m, float(max(m - half, limits[0])), float(min(m + half, limits[1]))
 
 
 def bootstrap_ci(diff: np.ndarray, rng: np.random.Generator, n_boot: int = 2000,
                  level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of paired differences and its percentile bootstrap CI (seeded by ``rng``)."""
+    """Mean of paired differences and its percentile bootstrap CI (seeded by ``rng``); nan bounds below
+    :data:`MIN_REPLICATES` finite values.  A percentile interval
+    of a mean lies between the smallest and largest value, so bounds the values obey hold for it."""
     x = np.asarray(diff, dtype=np.float64)
     x = x[np.isfinite(x)]
     if len(x) == 0:
         return float("nan"), float("nan"), float("nan")
     means = x[rng.integers(0, len(x), (n_boot, len(x)))].mean(axis=1)
+    if len(x) < MIN_REPLICATES:  # drawn all the same: the next cell's resamples do not depend on this n
+        return float(x.mean()), float("nan"), float("nan")
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(x.mean()), float(lo), float(hi)
+
+
+def slope_or_too_few(x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """Least-squares slope of y on x and the number of points; nan with fewer than
+    :data:`MIN_SLOPE_POINTS` finite points."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    n = int(ok.sum())
+    return (linear_slope(x[ok], y[ok]) if n >= MIN_SLOPE_POINTS else float("nan")), n
 
 
 POINT_COLUMNS = ("point_diff_mean", "point_diff_ci_low", "point_diff_ci_high", "point_rel_mean",
@@ -170,7 +228,7 @@ def summarise(runs: dict[str, list], labels: list[str], baseline: str | None,
         for metric in numeric:
             mine = values(label, metric)
             x = np.array(list(mine.values()), dtype=float)
-            mean, lo, hi = mean_ci(x)
+            mean, lo, hi = mean_ci(x, limits=bounds(metric))
             finite = x[np.isfinite(x)]
             diff = (np.nan, np.nan, np.nan)
             if baseline and label != baseline:

@@ -36,9 +36,12 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
 from sim import metrics  # noqa: E402
+from sim.rng import streams  # noqa: E402
 
-# Okabe-Ito, colour-blind safe; ranker i in the experiment file gets PALETTE[i].
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+# Okabe-Ito, colour-blind safe; ranker i in the experiment file gets PALETTE[i].  Rankers take the
+# hues; channels (SOURCES, pool stages) take greys and purples, which no ranker uses, so a colour in a
+# deck means one thing (tests/test_plots.py checks the hues stay apart).
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 FIGSIZE = (12.8, 7.2)
 DPI = 200
 STYLE: dict[str, Any] = {
@@ -74,14 +77,16 @@ METRIC_PHRASE = {
     "following_share": "the share of impressions from followed accounts",
 }
 
-# View sources: posts-table column, legend label, colour.
+# View sources: posts-table column, legend label, colour (follow graph: greys; For You: purples and violet).
 SOURCES = (
-    ("views_following", "Following feed", "#1F4E79"),
-    ("views_reshare", "Reshares by followed accounts", "#7FA7CF"),
-    ("views_pool", "For You: traffic pools", "#E69F00"),
-    ("views_explore", "For You: interest retrieval", "#2A9D8F"),
-    ("views_other", "Other (sound, baselines)", "#B0B0B0"),
+    ("views_following", "Following feed", "#3A3A3A"),
+    ("views_reshare", "Reshares by followed accounts", "#8C8C8C"),
+    ("views_pool", "For You: traffic pools", "#6A51A3"),
+    ("views_explore", "For You: interest retrieval", "#9C27B0"),
+    ("views_other", "Other (sound pages, baseline and custom rankers)", "#D9D9D9"),
 )
+#: Colour map of the pool stages (light = stage 0); purple, like the pools' SOURCES colour.
+POOL_CMAP = "Purples"
 
 
 @dataclass(frozen=True)
@@ -96,17 +101,37 @@ class Context:
     baseline: str = ""
     focal: str = ""
     git_revision: str | None = None
+    users: int | None = None  # world.users of the runs (after --quick)
+    days: float | None = None  # horizon_days
+    quick: bool | None = None  # made with --quick (None: not recorded)
+    pool_sizes: tuple[float, ...] = ()  # impressions of each traffic-pool stage (empty: no ladder)
 
     def color(self, label: str) -> str:
         if label in self.labels:
             return PALETTE[self.labels.index(label) % len(PALETTE)]
         return PALETTE[(len(self.labels) + sum(map(ord, label))) % len(PALETTE)]
 
+    def scale(self) -> str:
+        """What the runs were: '50,000 users · 1 day · 2 replicates per ranker · --quick run'."""
+        parts = []
+        if self.users is not None:
+            parts.append(f"{self.users:,} users")
+        if self.days is not None:
+            parts.append(f"{self.days:g} day{'s' if self.days != 1 else ''}")
+        parts.append(f"{self.replicates} replicate{'s' if self.replicates != 1 else ''} per ranker")
+        parts.append({True: "--quick run", False: "full run (not --quick)", None: "--quick not recorded"}[self.quick])
+        return " · ".join(parts)
+
     def footnote(self, note: str = "") -> str:
         rev = f" · git {self.git_revision[:10]}" if self.git_revision and self.git_revision != "HEAD" else ""
-        reps = f"{self.replicates} replicate{'s' if self.replicates != 1 else ''} per ranker"
-        text = f"feedsim · experiment '{self.experiment}' · seed {self.seed} · {reps}{rev}"
+        text = f"feedsim · experiment '{self.experiment}' · {self.scale()} · seed {self.seed}{rev}"
         return f"{text}\n{note}" if note else text
+
+    def pool_label(self, stage: int, prefix: str = "pool") -> str:
+        """'pool 1 · 3,000': a stage with its pool's impressions where the ladder is known."""
+        if 0 <= stage < len(self.pool_sizes):
+            return f"{prefix} {stage} · {self.pool_sizes[stage]:,.0f}"
+        return f"{prefix} {stage}"
 
     def ordered(self, present: Sequence[str]) -> list[str]:
         """Labels present in the data: the experiment file's order first, then any others sorted."""
@@ -156,21 +181,52 @@ def pair_keys(runs: pa.Table) -> list[str]:
     return ["replicate"] + sorted(c for c in runs.column_names if c.startswith("sweep_"))
 
 
-def paired_differences(runs: pa.Table, labels: Sequence[str], baseline: str, seed: int,
+Summary = dict[tuple[str, str], dict[str, Any]]
+"""(ranker, metric) -> a row of ``summary.parquet`` as a dict (one sweep point's rows)."""
+
+
+def summary_rows(summary: pa.Table | dict[str, list] | None, point: dict[str, Any] | None = None) -> Summary:
+    """The rows of a summary table (``summary.parquet``, or :func:`sim.metrics.summarise` columns) at one
+    sweep ``point`` (``{sweep column: value}``; None or empty: every row, for an experiment without a
+    sweep), keyed by (ranker, metric)."""
+    if summary is None:
+        return {}
+    cols = summary.to_pydict() if isinstance(summary, pa.Table) else summary
+    if not cols or not cols.get("ranker"):
+        return {}
+    out: Summary = {}
+    for i, (ranker, metric) in enumerate(zip(cols["ranker"], cols["metric"], strict=True)):
+        if point and any(c in cols and cols[c][i] != v for c, v in point.items()):
+            continue
+        out[(str(ranker), str(metric))] = {k: v[i] for k, v in cols.items()}
+    return out
+
+
+def seeded_summary(runs: pa.Table, labels: Sequence[str], baseline: str, seed: int) -> Summary:
+    """What ``summary.parquet`` holds for these runs (one point): for figures drawn without a results
+    folder.  The same function and bootstrap stream as the runner's, so the same intervals."""
+    cols = {k: v for k, v in runs.to_pydict().items() if not k.startswith("sweep_")}
+    return summary_rows(metrics.summarise(cols, list(labels), baseline or None, streams(seed, 0)["bootstrap"]))
+
+
+def _num(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def paired_differences(runs: pa.Table, labels: Sequence[str], baseline: str, summary: Summary,
                        metric_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Ranker minus baseline per replicate (same sweep point), with a seeded bootstrap CI.
+    """Ranker minus baseline per replicate (same sweep point): the mean and bootstrap CI from
+    ``summary`` (:func:`summary_rows`; null CI below :data:`sim.metrics.MIN_REPLICATES` pairs), the
+    number of pairs counted from ``runs``.
 
     One row per (ranker, metric), rankers in ``labels`` order then metrics in order:
-    ``{ranker, metric, mean, lo, hi, n}``; ``n`` is the number of pairs where both
-    values exist.  One Generator seeded with ``seed`` is used in that order, so
-    the numbers are reproducible.
+    ``{ranker, metric, mean, lo, hi, n}``; ``n`` is the number of pairs where both values exist.
     """
     names = list(metric_names) if metric_names is not None else [m for m, _, _ in HEADLINE_METRICS]
     names = [m for m in names if m in runs.column_names]
     keys = pair_keys(runs)
     key_cols = [column(runs, k) for k in keys]
     ranker = column(runs, "ranker")
-    rng = np.random.default_rng(seed)
 
     def index(label: str) -> dict[tuple[Any, ...], int]:
         return {tuple(c[i] for c in key_cols): int(i) for i in np.flatnonzero(ranker == label)}
@@ -186,7 +242,9 @@ def paired_differences(runs: pa.Table, labels: Sequence[str], baseline: str, see
             values = column(runs, name)
             diff = np.array([values[mine[k]] - values[base[k]] for k in common], dtype=np.float64)
             n = int(np.isfinite(diff).sum())
-            mean, lo, hi = metrics.bootstrap_ci(diff, rng)
+            row = summary.get((label, name), {})
+            mean = _num(row.get("diff_mean")) if n else float("nan")
+            lo, hi = _num(row.get("diff_ci_low")), _num(row.get("diff_ci_high"))
             rows.append({"ranker": label, "metric": name, "mean": mean, "lo": lo, "hi": hi, "n": n})
     return rows
 
@@ -499,14 +557,14 @@ def source_shares(posts: pa.Table, impressions: pa.Table | None = None) -> dict[
     return out
 
 
-def _segment_style(key: str, max_stage: int) -> tuple[str, str]:
+def _segment_style(key: str, max_stage: int, ctx: Context) -> tuple[str, str]:
     for col, label, color in SOURCES:
         if key == col:
             return label, color
     stage = int(key.rsplit("_", 1)[1])
-    cmap = matplotlib.colormaps["Oranges"]
-    frac = 0.3 + 0.6 * (stage / max(max_stage, 1))
-    return f"For You: pool stage {stage}", matplotlib.colors.to_hex(cmap(frac))
+    cmap = matplotlib.colormaps[POOL_CMAP]
+    frac = 0.35 + 0.55 * (stage / max(max_stage, 1))
+    return f"For You: {ctx.pool_label(stage, 'pool stage')}", matplotlib.colors.to_hex(cmap(frac))
 
 
 def view_sources(posts: pa.Table, ctx: Context, impressions: pa.Table | None = None,
@@ -530,7 +588,7 @@ def view_sources(posts: pa.Table, ctx: Context, impressions: pa.Table | None = N
             vals = np.array([shares[lb].get(key, 0.0) for lb in labels])
             if not (vals > 0).any():
                 continue
-            seg_label, color = _segment_style(key, max_stage)
+            seg_label, color = _segment_style(key, max_stage, ctx)
             ax.barh(y, vals * 100, left=left * 100, height=0.62, color=color, label=seg_label,
                     edgecolor="white", linewidth=1)
             for yi, v, l0 in zip(y, vals, left, strict=True):
@@ -546,7 +604,7 @@ def view_sources(posts: pa.Table, ctx: Context, impressions: pa.Table | None = N
         ax.xaxis.set_major_formatter(PercentFormatter())
         ax.set_xlabel("Share of all impressions of the run (%, warm-up included; mean over replicates)")
         ax.grid(axis="y", visible=False)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(4, len(ax.get_legend_handles_labels()[0])),
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(3, len(ax.get_legend_handles_labels()[0])),
                   fontsize=11)
         parts = []
         for i, lb in enumerate(labels):
@@ -626,7 +684,8 @@ def pool_ladder(promotions: pa.Table, posts: pa.Table, focal: pa.Table, ctx: Con
         floor = 10 ** np.floor(np.log10(min(positive))) if positive else 1.0
         ax.set_ylim(bottom=min(floor, 1.0) if floor <= 10 else floor)
         ax.yaxis.set_major_formatter(_count_fmt)
-        ax.set_xticks(np.arange(n_levels), ["all posts"] + [f"pool {s}" for s in range(n_levels - 1)])
+        ax.set_xticks(np.arange(n_levels), ["all posts"] + [ctx.pool_label(s).replace(" · ", "\n")
+                                                         for s in range(n_levels - 1)])
         ax.set_ylabel("Posts reaching the stage (count, log scale)")
         ax.set_title("How many posts climb each rung")
         ax.grid(axis="x", visible=False)
@@ -685,7 +744,7 @@ def pool_ladder(promotions: pa.Table, posts: pa.Table, focal: pa.Table, ctx: Con
                                  fontsize=11, color=ctx.color(lb), ha="right" if right else "left",
                                  fontweight="bold")
             top_stage = n_levels - 2
-            ax2.set_yticks(range(top_stage + 1), [f"pool {s}" for s in range(top_stage + 1)])
+            ax2.set_yticks(range(top_stage + 1), [ctx.pool_label(s) for s in range(top_stage + 1)])
             ax2.set_ylim(-0.4, top_stage + 0.6)
             ax2.set_xlabel("Hours since the post (h)")
             ax2.set_ylabel("Traffic-pool stage reached")
@@ -728,7 +787,7 @@ def views_vs_followers(posts: pa.Table, ctx: Context, max_points: int = 50_000,
         labels = ctx.ordered(list(groups)) or ["(no posts)"]
         fig, axes = _figure(1, min(len(labels), 4), sharex=True, sharey=True)
         fol_all, views_all = column(posts, "author_followers_at_post"), column(posts, "views")
-        rng = np.random.default_rng(ctx.seed)
+        rng = streams(ctx.seed, 0)["bootstrap"]  # which posts are drawn when there are too many
         slopes: dict[str, tuple[float, float, float]] = {}
         xmax = max(float(np.max(fol_all)) if len(fol_all) else 1, 1) + 1
         ymax = max(float(np.max(views_all)) if len(views_all) else 1, 1) + 1
@@ -945,6 +1004,7 @@ def inventory(timeseries: pa.Table, ctx: Context, sellouts: dict[str, dict[str, 
         entities = list(dict.fromkeys(map(str, column(ts_inv, "entity"))))[:4] or ["(no product)"]
         fig, axes = _figure(1, len(entities))
         facts: list[str] = []
+        drew_sellout, drew_bands = False, False
         for ax, entity in zip(axes[0], entities, strict=True):
             run_ids: dict[str, list[str]] = {}
             curves = _entity_curves(ts_inv, entity, run_ids)
@@ -953,6 +1013,7 @@ def inventory(timeseries: pa.Table, ctx: Context, sellouts: dict[str, dict[str, 
                 continue
             sold = _entity_curves(ts_sold, entity)
             _draw_bands(ax, curves, ctx)
+            drew_bands |= any(len(cs) > 1 for cs in curves.values())
             stock = float(np.median([y[np.argmin(np.abs(x))] + (sold[lb][i][1][np.argmin(np.abs(sold[lb][i][0]))]
                                                                if lb in sold and i < len(sold[lb]) else 0)
                                      for lb, cs in curves.items() for i, (x, y) in enumerate(cs)]))
@@ -965,6 +1026,7 @@ def inventory(timeseries: pa.Table, ctx: Context, sellouts: dict[str, dict[str, 
                 sold_end = [float(y[np.argmax(x)]) for x, y in sold.get(lb, [])]
                 med_sold = float(np.median(sold_end)) if sold_end else float("nan")
                 if done:
+                    drew_sellout = True
                     med = float(np.median(done))
                     ax.axvline(med, color=ctx.color(lb), linestyle="--", linewidth=1.5)
                     ax.annotate(f"{lb}: sold out at {med:.1f} h\n({len(done)} of {len(hours)} runs)", (med, stock),
@@ -994,8 +1056,14 @@ def inventory(timeseries: pa.Table, ctx: Context, sellouts: dict[str, dict[str, 
                              f"{fmt_hours(end)} under {best[0]} (median of {best[3]} runs)"
                              + _join_others([f"{_count(p[4])} under {p[0]}" for p in order[1:3]]))
         title = "; ".join(facts[:2]) if facts else "Inventory of products"
-        return _finish(fig, ctx, name, title, "Lines: median across replicates; bands: min–max; dashed: median "
-                       "sell-out time over the runs that sold out.")
+        return _finish(fig, ctx, name, title, inventory_note(drew_bands, drew_sellout))
+
+
+def inventory_note(bands: bool, sellout: bool) -> str:
+    """What the inventory figure draws, and only that."""
+    note = "Lines: median across replicates" + ("; bands: min–max" if bands else "")
+    return note + ("; dashed: median sell-out time over the runs that sold out." if sellout else
+                   ". No run sold out, so no sell-out line.")
 
 
 def sweep(runs: pa.Table, x: str, metric: str, ctx: Context, name: str | None = None) -> str:
@@ -1010,7 +1078,8 @@ def sweep(runs: pa.Table, x: str, metric: str, ctx: Context, name: str | None = 
         for lb in ctx.ordered(list(map(str, rk))):
             m = rk == lb
             pts = sorted(set(float(v) for v in xs[m] if np.isfinite(float(v))))
-            stats = np.array([metrics.mean_ci(ys[m & (xs == p)]) for p in pts]).reshape(-1, 3)
+            stats = np.array([metrics.mean_ci(ys[m & (xs == p)], limits=metrics.bounds(metric))
+                              for p in pts]).reshape(-1, 3)
             if not len(pts):
                 continue
             color = ctx.color(lb)
@@ -1043,7 +1112,9 @@ def sweep(runs: pa.Table, x: str, metric: str, ctx: Context, name: str | None = 
                      f"{fmt_metric(y1, kind)} as {pretty_x} goes {x0:g} → {x1:g} under {lb}")
         else:
             title = f"{label} against {pretty_x}"
-        return _finish(fig, ctx, name, title, "Points: mean over replicates; band: 95% t-interval.")
+        return _finish(fig, ctx, name, title, "Points: mean over replicates; band: 95% t-interval"
+                       + ("." if ctx.replicates >= metrics.MIN_REPLICATES else
+                          f" (none: {ctx.replicates} replicates, fewer than {metrics.MIN_REPLICATES})."))
 
 
 def by_ranker_ci(runs: pa.Table, metric: str, ctx: Context, name: str) -> str:
@@ -1058,7 +1129,7 @@ def by_ranker_ci(runs: pa.Table, metric: str, ctx: Context, name: str) -> str:
             y = ys[(rk == lb) & np.isfinite(ys)]
             if not len(y):
                 continue
-            mean, lo, hi = metrics.mean_ci(y)
+            mean, lo, hi = metrics.mean_ci(y, limits=metrics.bounds(metric))
             means[lb] = mean
             color = ctx.color(lb)
             ax.scatter(np.full(len(y), i) + np.linspace(-0.12, 0.12, len(y)), y, color=color, alpha=0.55, s=22)
@@ -1075,19 +1146,26 @@ def by_ranker_ci(runs: pa.Table, metric: str, ctx: Context, name: str) -> str:
             a, b = means[other], means[ctx.baseline]
             ratio = f" ({a / b:,.1f}x)" if b and np.isfinite(a / b) and a / b > 0 else ""
             title = f"{metric}: {a:,.3g} under {other} against {b:,.3g} under {ctx.baseline}{ratio}"
-        return _finish(fig, ctx, name, title, "Dots: replicates; bars: mean and 95% t-interval.")
+        return _finish(fig, ctx, name, title, "Dots: replicates; bars: mean and 95% t-interval"
+                       + ("." if ctx.replicates >= metrics.MIN_REPLICATES else
+                          f" (none: {ctx.replicates} replicates, fewer than {metrics.MIN_REPLICATES})."))
 
 
-def forest(runs: pa.Table, ctx: Context, metric_names: Sequence[str] | None = None,
+def forest(runs: pa.Table, ctx: Context, summary: Summary | None = None, metric_names: Sequence[str] | None = None,
            name: str = "paired_differences") -> str:
-    """Paired differences (ranker − baseline, per replicate) of headline metrics with bootstrap 95% CIs.
+    """Paired differences (ranker − baseline, per replicate) of headline metrics with bootstrap 95% CIs
+    from ``summary`` (:func:`summary_rows` of ``summary.parquet``; computed from ``runs`` as the runner
+    does when None), so the figure prints the intervals the summary and the report print.
 
     One row per metric, each on its own axis (units differ); the interval is
-    written out on the right."""
+    written out on the right.  Below :data:`sim.metrics.MIN_REPLICATES` pairs there are no intervals
+    and the headline counts nothing."""
     with _styled():
         labels = ctx.ordered(list(map(str, column(runs, "ranker"))))
         baseline = ctx.baseline if ctx.baseline in labels else (labels[-1] if labels else "")
-        rows = paired_differences(runs, labels, baseline, ctx.seed, metric_names)
+        if summary is None:
+            summary = seeded_summary(runs, labels, baseline, ctx.seed)
+        rows = paired_differences(runs, labels, baseline, summary, metric_names)
         shown = [m for m in dict.fromkeys(r["metric"] for r in rows)
                  if any(r["n"] > 0 and np.isfinite(r["mean"]) for r in rows if r["metric"] == m)]
         others = [lb for lb in labels if lb != baseline]
@@ -1137,8 +1215,18 @@ def forest(runs: pa.Table, ctx: Context, metric_names: Sequence[str] | None = No
                        for lb in others]
             grid[0][0].legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.02), ncol=len(others))
         comp = " and ".join(others)
-        title = (f"{comp.capitalize()} vs {baseline}, paired by replicate: {len(significant)} of {total} headline "
-                 f"metrics differ (95% CI excludes zero)")
+        pairs = max((r["n"] for r in rows), default=0)
+        if pairs < metrics.MIN_REPLICATES:
+            title = (f"{comp.capitalize()} vs {baseline}, paired by replicate: n = {pairs}, too few replicates "
+                     f"for intervals (at least {metrics.MIN_REPLICATES}); mean differences only")
+            first = next((r for r in rows if r["metric"] in shown and np.isfinite(r["mean"])), None)
+            if first is not None:
+                mlabel, kind = METRIC_INFO.get(first["metric"], (first["metric"], "num"))
+                phrase = METRIC_PHRASE.get(first["metric"], mlabel[0].lower() + mlabel[1:])
+                title += f"; {phrase} {fmt_metric(first['mean'], kind, True)}"
+        else:
+            title = (f"{comp.capitalize()} vs {baseline}, paired by replicate: {len(significant)} of {total} "
+                     f"headline metrics differ (95% CI excludes zero)")
         if significant:
             r = significant[0][1]  # the first in headline order: the experiment's focal story
             mlabel, kind = METRIC_INFO.get(r["metric"], (r["metric"], "num"))
@@ -1146,8 +1234,11 @@ def forest(runs: pa.Table, ctx: Context, metric_names: Sequence[str] | None = No
             title += f"; {phrase} {fmt_metric(r['mean'], kind, True)}"
             if len(others) > 1:
                 title += f" ({r['ranker']})"
+        bars = (f"bars: 95% percentile-bootstrap CI (2,000 resamples, the experiment's bootstrap stream, seed "
+                f"{ctx.seed}; as in summary.parquet)" if pairs >= metrics.MIN_REPLICATES else
+                f"no intervals below {metrics.MIN_REPLICATES} replicates")
         return _finish(fig, ctx, name, title, f"Dots: mean of per-replicate differences (ranker − {baseline}); "
-                       f"bars: 95% bootstrap CI (seed {ctx.seed}). Shares in percentage points (pp).")
+                       f"{bars}. Shares in percentage points (pp).")
 
 
 def bench_scaling(rows: list[dict], stem: Path) -> str:

@@ -172,8 +172,21 @@ SCHEMAS: dict[str, list[Column]] = {
 }
 
 
+def field(name: str, dtype: pa.DataType, unit: str, meaning: str) -> pa.Field:
+    """A column's Arrow field with its meaning and unit in the field metadata (``description`` and
+    ``unit``), so ``pyarrow.parquet.read_schema`` shows what a column is without this package."""
+    return pa.field(name, dtype, metadata={b"description": meaning.encode(), b"unit": unit.encode()})
+
+
+def sweep_field(column: str, dtype: pa.DataType) -> pa.Field:
+    """The field of a ``sweep_<key>`` column (see ``sim.runner.sweep_columns``)."""
+    return field(column, dtype, "", "the sweep point's value of the experiment key this column is named after "
+                                    "(dots and brackets as underscores)")
+
+
 def schema(table: str) -> pa.Schema:
-    return pa.schema([(name, dtype) for name, dtype, _, _ in SCHEMAS[table]])
+    """``SCHEMAS[table]`` as an Arrow schema, each field carrying its description and unit."""
+    return pa.schema([field(*column) for column in SCHEMAS[table]])
 
 
 def make_table(table: str, columns: dict[str, Any]) -> pa.Table:

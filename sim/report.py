@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sim import metrics, plots
-from sim.recording import SCHEMAS, schema
+from sim.recording import SCHEMAS, make_table, schema, sweep_field
+from sim.rng import streams
 from sim.runner import measure_columns
 
 REQUIRED = ("runs", "focal", "posts", "promotions", "timeseries")
@@ -97,6 +99,28 @@ def load(out_dir: Path) -> tuple[dict[str, Any], dict[str, pa.Table]]:
     return manifest, tables
 
 
+def was_quick(manifest: dict[str, Any], out_dir: Path | None = None) -> bool | None:
+    """Whether the folder was made with ``--quick``: the manifest's ``quick`` key; for folders written
+    before it, a folder named ``<experiment>-quick`` (the default for --quick) counts as quick, else
+    None (not recorded)."""
+    if isinstance(manifest.get("quick"), bool):
+        return bool(manifest["quick"])
+    if out_dir is not None and Path(out_dir).resolve().name.endswith("-quick"):
+        return True
+    return None
+
+
+def pool_sizes(config: dict[str, Any]) -> tuple[float, ...]:
+    """Impressions of each traffic-pool stage, from the first ranker with a ladder (``pool_first``,
+    ``pool_growth``, ``stages`` in its resolved params); empty when none has one or two disagree."""
+    ladders = {(p["pool_first"], p["pool_growth"], p["stages"]) for r in config.get("rankers", [])
+               if all(k in (p := r.get("params") or {}) for k in ("pool_first", "pool_growth", "stages"))}
+    if len(ladders) != 1:
+        return ()
+    first, growth, stages = ladders.pop()
+    return tuple(float(first) * float(growth) ** s for s in range(int(stages)))
+
+
 def context(manifest: dict[str, Any], runs: pa.Table, plots_dir: Path) -> plots.Context:
     config = manifest["config"]
     labels = tuple(str(r.get("label") or r.get("name")) for r in config.get("rankers", []))
@@ -112,7 +136,18 @@ def context(manifest: dict[str, Any], runs: pa.Table, plots_dir: Path) -> plots.
     return plots.Context(experiment=str(manifest.get("experiment") or config.get("name") or "experiment"),
                          seed=int(manifest.get("seed", config.get("seed", 0))), replicates=replicates,
                          labels=labels, plots_dir=plots_dir, baseline=baseline, focal=str(focal),
-                         git_revision=manifest.get("git_revision"))
+                         git_revision=manifest.get("git_revision"), users=_int_or_none(config.get("world", {})
+                                                                                       .get("users")),
+                         days=_float_or_none(config.get("horizon_days")), quick=was_quick(manifest, plots_dir.parent),
+                         pool_sizes=pool_sizes(config))
+
+
+def _int_or_none(x: Any) -> int | None:
+    return int(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
+def _float_or_none(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
 
 
 # --------------------------------------------------------------------------- figures
@@ -149,6 +184,33 @@ def reference_point(runs: pa.Table, config: dict[str, Any]) -> tuple[set[str], s
     return {ids[i] for i in mine}, f" Sweep point {point} only ({params}); the sweep figures compare the points."
 
 
+def reference_values(runs: pa.Table, config: dict[str, Any]) -> dict[str, Any]:
+    """In a sweep, the sweep columns' values at the reference point (see :func:`reference_point`);
+    empty without a sweep."""
+    reference = reference_point(runs, config)
+    if reference is None:
+        return {}
+    ids = [str(r) for r in plots.column(runs, "run_id")]
+    first = next(i for i, r in enumerate(ids) if r in reference[0])
+    return {c: runs.column(c)[first].as_py() for c in runs.column_names if c.startswith("sweep_")}
+
+
+def summary_table(runs: pa.Table, config: dict[str, Any], seed: int) -> pa.Table:
+    """The ``summary.parquet`` of these runs (measure columns included), made as the runner makes it:
+    the same :func:`sim.metrics.summarise` and the same bootstrap stream, so a folder without one (written
+    before it existed) still gets the intervals the runner would have written."""
+    labels = [str(r.get("label") or r.get("name")) for r in config.get("rankers", [])]
+    groups = sorted(c for c in runs.column_names if c.startswith("sweep_"))
+    base_point = int(config.get("baseline_point", -1))
+    columns = metrics.summarise(runs.to_pydict(), labels, config.get("baseline") or None, streams(seed, 0)["bootstrap"],
+                                groups=groups, base_point=base_point if base_point >= 0 else None)
+    table = make_table("summary", columns)
+    for name in groups:
+        values = pa.array(columns[name])
+        table = table.append_column(sweep_field(name, values.type), values)
+    return table
+
+
 def _runs_only(table: pa.Table, run_ids: set[str]) -> pa.Table:
     if table.num_rows == 0 or "run_id" not in table.column_names:
         return table
@@ -168,9 +230,11 @@ def draw(tables: dict[str, pa.Table], ctx: plots.Context, config: dict[str, Any]
     tracked = {"ts": ts, "focal": focal, "posts": posts, "promotions": promotions}
     at_point = ""
     reference = reference_point(runs, config)
+    ref_runs = runs
     if reference is not None:
         tracked = {k: _runs_only(t, reference[0]) for k, t in tracked.items()}
         at_point = reference[1]
+        ref_runs = _runs_only(runs, reference[0])
     out: list[tuple[str, str, str]] = []
     if "post" in kinds:
         out.append(("reach_over_time", plots.reach_over_time(tracked["ts"], tracked["focal"], tracked["posts"], ctx),
@@ -194,13 +258,20 @@ def draw(tables: dict[str, pa.Table], ctx: plots.Context, config: dict[str, Any]
         out.append(("follower_growth", plots.follower_growth(tracked["ts"], ctx),
                     "Followers of the tracked accounts over time." + at_point))
     if "product" in kinds:
-        out.append(("inventory", plots.inventory(tracked["ts"], ctx,
-                                                 sellouts(config, tracked["focal"], tracked["posts"])),
-                    "Units in stock over time; dashed lines: sell-out." + at_point))
+        sold_out = sellouts(config, tracked["focal"], tracked["posts"])
+        inv = plots._series(tracked["ts"], "product", "inventory")
+        empty = bool(sold_out) or (inv.num_rows > 0 and bool((plots.column(inv, "value") <= 0).any()))
+        out.append(("inventory", plots.inventory(tracked["ts"], ctx, sold_out),
+                    "Units in stock over time, per ranker" + ("; dashed lines: median sell-out time." if empty else
+                                                              "; no run sold out.") + at_point))
     if len(set(map(str, plots.column(runs, "ranker")))) >= 2:
-        out.append(("paired_differences", plots.forest(runs, ctx),
-                    f"Headline metrics of each ranker minus {ctx.baseline}, paired by replicate, with 95% "
-                    "bootstrap intervals; an interval that excludes zero is a difference the replicates support."))
+        rows = plots.summary_rows(tables.get("summary"), reference_values(runs, config))
+        small = ctx.replicates < metrics.MIN_REPLICATES
+        out.append(("paired_differences", plots.forest(ref_runs, ctx, rows or None),
+                    f"Headline metrics of each ranker minus {ctx.baseline}, paired by replicate, "
+                    + (f"means only: n = {ctx.replicates}, no interval below {metrics.MIN_REPLICATES} replicates."
+                       if small else "with the 95% bootstrap intervals of summary.parquet; an interval that "
+                       "excludes zero is a difference the replicates support.") + at_point))
     sweeps = sorted(c for c in runs.column_names if c.startswith("sweep_"))
     for metric in config.get("highlights") or []:
         if metric not in runs.column_names or not np.isfinite(plots.column(runs, metric).astype(float)).any():
@@ -231,19 +302,6 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return lines
-
-
-def _ci_cell(values: np.ndarray, kind: str) -> str:
-    mean, lo, hi = metrics.mean_ci(values)
-    n_all, n = len(values), int(np.isfinite(values).sum())
-    if n == 0:
-        return "none" if n_all else "n/a"
-    cell = plots.fmt_metric(mean, kind)
-    if np.isfinite(lo):
-        cell += f" [{plots.fmt_metric(lo, kind)}, {plots.fmt_metric(hi, kind)}]"
-    if n < n_all:
-        cell += f" ({n} of {n_all} runs)"
-    return cell
 
 
 def _setup_rows(manifest: dict[str, Any], ctx: plots.Context, runs: pa.Table) -> list[list[str]]:
@@ -322,42 +380,106 @@ def _behaviour_overrides(behavior: dict[str, Any]) -> str:
     return ", ".join(diffs)
 
 
+def _no_interval(n: int) -> str:
+    return f"n = {n}: no interval"
+
+
+def _ci_cell(row: dict[str, Any] | None, kind: str, runs_total: int) -> str:
+    """A headline cell from a summary row: mean [95% CI], or the mean and why there is no interval."""
+    if row is None or not runs_total:
+        return "n/a"
+    n = int(row.get("n") or 0)
+    if n == 0:
+        return "none"
+    mean, lo, hi = plots._num(row.get("mean")), plots._num(row.get("ci_low")), plots._num(row.get("ci_high"))
+    cell = plots.fmt_metric(mean, kind)
+    if np.isfinite(lo) and np.isfinite(hi):
+        cell += f" [{plots.fmt_metric(lo, kind)}, {plots.fmt_metric(hi, kind)}]"
+    elif n < metrics.MIN_REPLICATES:
+        cell += f" ({_no_interval(n)})"
+    if n < runs_total:
+        cell += f" ({n} of {runs_total} runs)"
+    return cell
+
+
+def _description(config: dict[str, Any], ctx: plots.Context, name: str) -> list[str]:
+    """The experiment's description; for a --quick folder its first line only, then what the folder ran
+    (the rest of a description is written for the full run's world)."""
+    description = str(config.get("description") or "").strip()
+    first, _, rest = description.partition("\n")
+    lines = [f"**{first.strip()}**", ""] if description else []
+    if ctx.quick:
+        lines += [f"This folder is a `--quick` run: {ctx.scale().removesuffix(' · --quick run')}. The file's "
+                  f"description of the full run's world (in `experiments/{name}.toml`) does not apply to it; "
+                  "its numbers are a smoke test, not the experiment's result.", ""]
+    elif rest.strip():
+        lines += [rest.strip(), ""]
+    return lines
+
+
+def _reproduce(manifest: dict[str, Any], ctx: plots.Context, out_dir: Path | None) -> list[str]:
+    """The command that made the folder: the manifest's ``command``, else one rebuilt from its overrides,
+    ``--quick`` and the folder."""
+    name = ctx.experiment
+    folder = str(out_dir) if out_dir is not None else f"results/{name}" + ("-quick" if ctx.quick else "")
+    command = manifest.get("command")
+    if not isinstance(command, str) or not command.strip():
+        cli = manifest.get("overrides") or {}
+        args = [f"--set {k}={_cli_value(v)}" for k, v in cli.items() if k != "replicates"]
+        if "replicates" in cli:
+            args.append(f"--replicates {cli['replicates']}")
+        if ctx.quick:
+            args.insert(0, "--quick")
+        default = Path("results") / (name + ("-quick" if ctx.quick else ""))
+        if out_dir is not None and Path(out_dir).resolve() != default.resolve():
+            args.append(f"--out {shlex.quote(folder)}")
+        command = " ".join([f"python -m sim run experiments/{name}.toml", *args])
+        made = ("Rebuilt from the manifest (older folders do not record the command"
+                + ("; whether it was `--quick` is not recorded either" if ctx.quick is None else "") + "):")
+    else:
+        made = "The command that made this folder:"
+    return ["## Reproduce", "", f"Seed {ctx.seed} (from the experiment file); the same seed and revision "
+            "give byte-identical Parquet tables. " + made, "", "```sh", command,
+            "# rebuild this report from the tables", f"python -m sim report {shlex.quote(folder)}", "```", ""]
+
+
 def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.Context,
-             figures: list[tuple[str, str, str]]) -> str:
+             figures: list[tuple[str, str, str]], out_dir: Path | None = None) -> str:
     config = manifest["config"]
     runs = tables["runs"]
     name = ctx.experiment
-    description = str(config.get("description") or "").strip()
-    lines = [f"# {name}", ""]
-    if description:
-        first, _, rest = description.partition("\n")
-        lines += [f"**{first.strip()}**", ""]
-        if rest.strip():
-            lines += [rest.strip(), ""]
+    lines = [f"# {name}", ""] + _description(config, ctx, name)
     if figures:
         lines += ["**Headline:** " + figures[0][1] + ".", ""]
 
     lines += ["## Setup", ""] + _md_table(["", ""], _setup_rows(manifest, ctx, runs)) + [""]
 
+    reference = reference_point(runs, config)
+    at_point = reference[1] if reference is not None else ""
+    if reference is not None:
+        runs = _runs_only(runs, reference[0])
+    summary = plots.summary_rows(tables.get("summary"), reference_values(tables["runs"], config))
     labels = ctx.ordered(list(map(str, plots.column(runs, "ranker"))))
     ranker_col = plots.column(runs, "ranker")
     lines += ["## Headline numbers", "",
-              "Mean over replicates with a 95% t-interval in brackets (none: no run had a value, e.g. no "
-              "sell-out).", ""]
+              "Mean over replicates with a 95% t-interval in brackets, as in `summary.parquet` (shares and "
+              "other bounded quantities: the interval cut to the range the value can take); none: no run had "
+              f"a value (e.g. no sell-out); no interval below {metrics.MIN_REPLICATES} replicates." + at_point, ""]
     rows = []
     for metric, label, kind in plots.HEADLINE_METRICS:
         if metric not in runs.column_names:
             continue
-        values = plots.column(runs, metric).astype(np.float64)
-        rows.append([label] + [_ci_cell(values[ranker_col == lb], kind) for lb in labels])
+        rows.append([label] + [_ci_cell(summary.get((lb, metric)), kind, int((ranker_col == lb).sum()))
+                               for lb in labels])
     lines += _md_table(["Metric"] + labels, rows) + [""]
 
     others = [lb for lb in labels if lb != ctx.baseline]
     if others and ctx.baseline in labels:
-        diffs = plots.paired_differences(runs, labels, ctx.baseline, ctx.seed)
+        diffs = plots.paired_differences(runs, labels, ctx.baseline, summary)
         lines += [f"### Paired differences versus {ctx.baseline}", "",
-                  "Ranker minus baseline per replicate; mean and 95% percentile bootstrap interval "
-                  f"(2,000 resamples, `numpy.random.default_rng({ctx.seed})`); shares in percentage points.", ""]
+                  "Ranker minus baseline per replicate; mean and 95% percentile bootstrap interval from "
+                  "`summary.parquet` (2,000 resamples, the experiment's `bootstrap` random stream); shares in "
+                  f"percentage points; no interval below {metrics.MIN_REPLICATES} pairs." + at_point, ""]
         rows = []
         for metric, label, kind in plots.HEADLINE_METRICS:
             cells = []
@@ -369,15 +491,18 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.C
                     cells.append("n/a (no paired values)")
                 else:
                     cell = plots.fmt_metric(r["mean"], kind, signed=True)
-                    if np.isfinite(r["lo"]):
+                    if np.isfinite(r["lo"]) and np.isfinite(r["hi"]):
                         cell += (f" [{plots.fmt_metric(r['lo'], kind, signed=True)}, "
-                                 f"{plots.fmt_metric(r['hi'], kind, signed=True)}]")
-                    cells.append(cell + f" (n={r['n']})")
+                                 f"{plots.fmt_metric(r['hi'], kind, signed=True)}] (n={r['n']})")
+                    else:
+                        cell += f" ({_no_interval(r['n'])})"
+                    cells.append(cell)
             if any(r["metric"] == metric for r in diffs):
                 rows.append([label] + cells)
         lines += _md_table(["Metric"] + [f"{lb} − {ctx.baseline}" for lb in others], rows) + [""]
 
-    lines += _measures_section(tables.get("summary"), ctx, list(config.get("highlights") or []))
+    lines += _measures_section(tables.get("summary"), ctx, list(config.get("highlights") or []),
+                               _focal_entities(config), _constant_metrics(tables["runs"]))
     lines += _conversion_section(tables["posts"], ctx)
 
     lines += ["## Figures", "",
@@ -386,21 +511,33 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: plots.C
     for stem, title, caption in figures:
         lines += [f"### {title}", "", f"![{title}](plots/{stem}.png)", "", caption, ""]
 
-    cli = manifest.get("overrides") or {}
-    sets = " ".join(f"--set {k}={_cli_value(v)}" for k, v in cli.items() if k != "replicates")
-    if "replicates" in cli:
-        sets = (sets + f" --replicates {cli['replicates']}").strip()
-    lines += ["## Reproduce", "", f"Seed {ctx.seed} (from the experiment file); the same seed and revision "
-              "give byte-identical Parquet tables.", "", "```sh",
-              f"make experiment NAME={name}" + (f' ARGS="{sets}"' if sets else ""),
-              "# or, equivalently",
-              f"python -m sim run experiments/{name}.toml" + (f" {sets}" if sets else ""),
-              "# rebuild this report from the tables",
-              f"python -m sim.report results/{name}",
-              "```", ""]
+    lines += _reproduce(manifest, ctx, out_dir)
     if manifest.get("git_revision"):
         lines += [f"Code revision: `{manifest['git_revision']}`.", ""]
+    lines += ["---", "", f"*feedsim · experiment '{name}' · {ctx.scale()} · seed {ctx.seed}*", ""]
     return "\n".join(lines)
+
+
+def _focal_entities(config: dict[str, Any]) -> set[str]:
+    """Names the experiment is about: its focal event, that event's account, product and sound."""
+    events = config.get("events") or []
+    focal = config.get("focal") or (events[0].get("name", "") if events else "")
+    event: dict[str, Any] = next((e for e in events if e.get("name") == focal), {})
+    return {str(v) for v in (focal, event.get("account"), event.get("product"), event.get("sound")) if v}
+
+
+def _constant_metrics(runs: pa.Table) -> set[str]:
+    """Columns of ``runs`` with one value in every run that has one (a world's planted size, a count
+    of planted accounts): the same under every ranker, so they say nothing about rankers."""
+    out = set()
+    for name in runs.column_names:
+        if name.count(".") < 2:
+            continue
+        values = plots.column(runs, name).astype(np.float64)
+        values = values[np.isfinite(values)]
+        if len(values) and np.all(values == values[0]):
+            out.add(name)
+    return out
 
 
 def pooled_conversion_slope(posts: pa.Table, ranker: str, seed: int, min_views: int = metrics.CONVERSION_MIN_VIEWS,
@@ -408,8 +545,10 @@ def pooled_conversion_slope(posts: pa.Table, ranker: str, seed: int, min_views: 
     """Conversion (purchases per view while in stock) against log(1 + comments) over every product
     post of a ranker with at least ``min_views`` views in stock, pooled over replicates: the OLS
     slope and a 95% bootstrap interval that resamples whole replicates (posts of one run are not
-    independent).  Posts without ``views_in_stock`` (written before it existed) use all views.  Returns
-    (slope, low, high, posts); nan where there are too few posts."""
+    independent), drawn from the experiment's ``bootstrap`` stream.  Posts without ``views_in_stock``
+    (written before it existed) use all views.  Returns (slope, low, high, posts): the slope is nan with
+    fewer than :data:`sim.metrics.MIN_SLOPE_POINTS` posts, the interval with fewer than
+    :data:`sim.metrics.MIN_REPLICATES` replicates."""
     if "product" not in posts.column_names:
         return float("nan"), float("nan"), float("nan"), 0
     offered = posts["views"]
@@ -421,12 +560,12 @@ def pooled_conversion_slope(posts: pa.Table, ranker: str, seed: int, min_views: 
     views = offered.filter(keep).to_numpy(zero_copy_only=False).astype(float)
     x, y = np.log1p(plots.column(t, "comments")), plots.column(t, "purchases") / np.maximum(views, 1)
     rep = plots.column(t, "replicate")
-    slope = metrics.linear_slope(x, y)
+    slope, n = metrics.slope_or_too_few(x, y)
     reps = np.unique(rep)
-    if len(reps) < 2 or not np.isfinite(slope):
-        return slope, float("nan"), float("nan"), len(x)
+    if len(reps) < metrics.MIN_REPLICATES or not np.isfinite(slope):
+        return slope, float("nan"), float("nan"), n
     rows = {r: np.flatnonzero(rep == r) for r in reps}
-    rng = np.random.default_rng(seed)
+    rng = streams(seed, 0)["bootstrap"]
     boot = [metrics.linear_slope(x[idx], y[idx]) for idx in
             (np.concatenate([rows[r] for r in rng.choice(reps, len(reps))]) for _ in range(n_boot))]
     lo, hi = np.nanquantile(boot, [0.025, 0.975])
@@ -450,29 +589,38 @@ def _conversion_section(posts: pa.Table, ctx: plots.Context) -> list[str]:
             if not n:
                 continue
             name = label + "".join(f", {c.removeprefix('sweep_')} = {v}" for c, v in zip(sweeps, values, strict=True))
-            rows.append([name, str(n), f"{1000 * slope:+.3f}",
-                         f"[{1000 * lo:+.3f}, {1000 * hi:+.3f}]" if np.isfinite(lo) else "n/a"])
+            reps = len(set(plots.column(at, "replicate")[plots.column(at, "ranker") == label].tolist()))
+            if not np.isfinite(slope):
+                rows.append([name, str(n), f"too few posts (fewer than {metrics.MIN_SLOPE_POINTS})", "n/a"])
+            else:
+                rows.append([name, str(n), f"{1000 * slope:+.3f}", f"[{1000 * lo:+.3f}, {1000 * hi:+.3f}]"
+                             if np.isfinite(lo) else _no_interval(reps)])
     if not rows:
         return []
     return ["### Conversion and comments", "",
             "Conversion (purchases per view while the product was in stock) against log(1 + comments), over "
             f"every product post with at least {metrics.CONVERSION_MIN_VIEWS} views in stock, pooled over "
-            "replicates: OLS slope and a 95% bootstrap interval that resamples whole replicates "
-            f"(`numpy.random.default_rng({ctx.seed})`). A positive slope: posts that start conversations sell "
+            f"replicates: OLS slope (none from fewer than {metrics.MIN_SLOPE_POINTS} posts) and a 95% bootstrap "
+            "interval that resamples whole replicates (the experiment's `bootstrap` random stream; none below "
+            f"{metrics.MIN_REPLICATES} replicates). A positive slope: posts that start conversations sell "
             "more per view. Comments enter as the count a viewer sees; the slope is in purchases per 1,000 "
             "views per unit of log(1 + comments) (the measures table gives it per view).", ""] \
         + _md_table(["ranker", "product posts", "slope", "95% CI"], rows) + [""]
 
 
-def _measures_section(summary: pa.Table | None, ctx: plots.Context, highlights: list[str]) -> list[str]:
+def _measures_section(summary: pa.Table | None, ctx: plots.Context, highlights: list[str],
+                      focal: set[str] | None = None, constants: set[str] | None = None) -> list[str]:
     """Scenario measures (planted accounts, named sounds, products) from ``summary.parquet``:
     per ranker and sweep point, median, mean and 95% CI over replicates, the paired difference
-    versus the baseline ranker and the paired relative change versus the baseline point."""
+    versus the baseline ranker and the paired relative change versus the baseline point.  The
+    experiment's ``highlights`` come first, then the measures of its ``focal`` entities (the focal post's
+    account, product, sound), then the rest; ``constants`` (one value in every run) are left out."""
     if summary is None or summary.num_rows == 0:
         return []
     s = summary.to_pydict()
     sweep = sorted(c for c in s if c.startswith("sweep_"))
-    idx = [i for i, m in enumerate(s["metric"]) if m.count(".") >= 2 or m in highlights]
+    dropped = (constants or set()) - set(highlights)
+    idx = [i for i, m in enumerate(s["metric"]) if (m.count(".") >= 2 or m in highlights) and m not in dropped]
     if not idx:
         return []
 
@@ -481,29 +629,43 @@ def _measures_section(summary: pa.Table | None, ctx: plots.Context, highlights: 
 
     def interval(i: int, prefix: str, signed: bool = False, percent: bool = False) -> str:
         head = f"{prefix}_" if prefix else ""
-        lo, hi, mean = num(s[f"{head}ci_low"][i]), num(s[f"{head}ci_high"][i]), num(s[f"{prefix or 'mean'}_mean"
-                                                                                     if prefix else "mean"][i])
+        lo, hi = num(s[f"{head}ci_low"][i]), num(s[f"{head}ci_high"][i])
+        mean = num(s[f"{prefix}_mean" if prefix else "mean"][i])
         if not np.isfinite(mean):
             return ""
         f = (lambda v: f"{v:+.0%}") if percent else (lambda v: f"{v:+,.3g}" if signed else f"{v:,.3g}")
-        return f"{f(mean)} [{f(lo)}, {f(hi)}]" if np.isfinite(lo) else f(mean)
+        if np.isfinite(lo) and np.isfinite(hi):
+            return f"{f(mean)} [{f(lo)}, {f(hi)}]"
+        n = int(s["n"][i] or 0)
+        return f"{f(mean)} ({_no_interval(n)})" if n < metrics.MIN_REPLICATES else f(mean)
 
+    dropped_here = sorted({m for m in s["metric"] if m in dropped and m.count(".") >= 2})
     lines = ["## Scenario measures", "",
              "Per ranker" + (" and sweep point" if sweep else "") + ": median and mean over replicates with a "
              "95% t-interval; the paired difference versus the baseline ranker (same replicate) with a "
              "95% bootstrap interval" + ("; and the paired relative change versus the baseline sweep point"
                                           if "point_rel_mean" in s and sweep else "") +
-             ". The experiment's key metrics come first. Metric meanings: `python -m sim schema --results`.", ""]
+             f"; no interval below {metrics.MIN_REPLICATES} replicates. The experiment's key metrics come first, "
+             "then those of its focal post's account, product and sound."
+             + (f" Left out, the same in every run: {', '.join(f'`{m}`' for m in dropped_here)}."
+                if dropped_here else "") + " Metric meanings: `python -m sim schema --results`.", ""]
     header = ["measure", "ranker"] + [c.removeprefix("sweep_") for c in sweep] + ["n", "median", "mean [95% CI]",
                                                                                     "vs baseline ranker"]
     with_points = sweep and any(np.isfinite(num(s["point_rel_mean"][i])) for i in idx)
     if with_points:
         header.append("vs baseline point")
     rows = []
-    first = set(highlights)
+    first = {m: k for k, m in enumerate(highlights)}
+    mine = focal or set()
     order = {label: k for k, label in enumerate(ctx.labels)}
-    for i in sorted(idx, key=lambda i: (s["metric"][i] not in first, s["metric"][i],
-                                        order.get(s["ranker"][i], len(order)), [s[c][i] for c in sweep])):
+
+    def rank(i: int) -> tuple[Any, ...]:
+        metric = s["metric"][i]
+        parts = metric.split(".")
+        group = 0 if metric in first else 1 if len(parts) >= 3 and parts[1] in mine else 2
+        return (group, first.get(metric, 0), metric, order.get(s["ranker"][i], len(order)), [s[c][i] for c in sweep])
+
+    for i in sorted(idx, key=rank):
         row = [f"`{s['metric'][i]}`", str(s["ranker"][i])] + [str(s[c][i]) for c in sweep]
         row += [str(s["n"][i]), f"{num(s['median'][i]):,.3g}", interval(i, ""),
                 interval(i, "diff", signed=True)]
@@ -536,9 +698,12 @@ def build(out_dir: Path) -> Path:
         for name, values in measure_columns(list(map(str, plots.column(runs, "run_id"))), measures).items():
             runs = runs.append_column(name, pa.array(values, type=pa.float64()))
         tables["runs"] = runs
+    if "summary" not in tables:  # written before summary.parquet existed: made as the runner makes it
+        tables["summary"] = summary_table(tables["runs"], manifest["config"],
+                                          int(manifest.get("seed", manifest["config"].get("seed", 0))))
     ctx = context(manifest, tables["runs"], out_dir / "plots")
     figures = draw(tables, ctx, manifest["config"])
-    text = markdown(manifest, tables, ctx, figures)
+    text = markdown(manifest, tables, ctx, figures, out_dir)
     path = out_dir / "report.md"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -25,9 +25,11 @@ driver alone writes the manifest and the combined tables.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import re
@@ -39,8 +41,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing import connection as mp_connection
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +52,28 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from sim import metrics
-from sim.config import Experiment, Point, RankerSpec, points, to_dict
-from sim.recording import make_table
+from sim.config import (
+    Experiment,
+    Point,
+    RankerSpec,
+    estimate_peak_bytes,
+    format_bytes,
+    machine_memory_bytes,
+    points,
+    to_dict,
+)
+from sim.recording import make_table, sweep_field
+from sim.results_folder import (
+    FORMAT,
+    FolderError,
+    check_place,
+    checksums,
+    clear,
+    clear_stale_temporaries,
+    locked,
+    read_manifest,
+    verify_run,
+)
 from sim.rng import stream_seed
 
 TABLES = ("runs", "focal", "posts", "promotions", "timeseries", "measures")
@@ -84,7 +106,16 @@ class RunnerError(RuntimeError):
 
 
 class Interrupted(RunnerError):
-    """Ctrl-C stopped the batch; finished runs are kept and the same command resumes it."""
+    """Ctrl-C (or SIGTERM: ``terminated``) stopped the batch; finished runs are kept and the same
+    command resumes it."""
+
+    def __init__(self, message: str, terminated: bool = False):
+        super().__init__(message)
+        self.terminated = terminated
+
+
+#: Where runs go: local processes (one per run), this process, or a Ray cluster.
+EXECUTORS = ("process", "serial", "ray")
 
 
 #: Experiment fields that do not change what any one run is, so changing them does not make a
@@ -132,10 +163,13 @@ def sweep_columns(params: dict[str, Any]) -> dict[str, Any]:
     return {"sweep_" + re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_"): value for key, value in params.items()}
 
 
-def execute(point: Point, key: RunKey, run_dir: Path, run_id: str,
+def execute(point: Point, key: RunKey, run_dir: Path, run_id: str, digest: str = "",
             stop: Callable[[], bool] | None = None) -> RunOutcome:
-    """Run one simulation and write its tables to ``run_dir`` atomically.  ``stop``: see
-    :meth:`sim.engine.Simulation.run`."""
+    """Run one simulation and write its tables to ``run_dir`` atomically.
+
+    ``digest`` is the batch's configuration hash; ``run.json`` records it beside a checksum of
+    every file, so that a resume keeps the run only for this configuration and only intact
+    (:func:`sim.results_folder.verify_run`).  ``stop``: see :meth:`sim.engine.Simulation.run`."""
     from sim.engine import Simulation
 
     spec: RankerSpec = point.exp.rankers[key.ranker]
@@ -148,34 +182,43 @@ def execute(point: Point, key: RunKey, run_dir: Path, run_id: str,
     extra = sweep_columns(point.params)
     for name, table in recorder.tables.items():
         for column, value in extra.items():
-            table = table.append_column(column, pa.array([value] * table.num_rows, type=pa.array([value]).type))
+            values = pa.array([value] * table.num_rows, type=pa.array([value]).type)
+            table = table.append_column(sweep_field(column, values.type), values)
         write_parquet(table, tmp / f"{name}.parquet")
     (tmp / "run.json").write_text(json.dumps({"run_id": run_id, "impressions": sim.impressions,
-                                              "wall_s": sim.wall_s}))
+                                              "wall_s": sim.wall_s, "config_hash": digest,
+                                              "files": checksums(tmp)}))
+    if run_dir.exists():  # left by a batch killed outright after its rename: it is redone, so replaced
+        shutil.rmtree(run_dir)
     os.replace(tmp, run_dir)
     return RunOutcome(run_id, sim.impressions, sim.wall_s)
 
 
-def _execute_safely(point: Point, key: RunKey, run_dir: Path, run_id: str,
+def _where(point: Point, key: RunKey) -> str:
+    """The run in words, for an error: its ranker, replicate and sweep point."""
+    spec = point.exp.rankers[key.ranker]
+    where = f"ranker {spec.label or spec.name} ({spec.name}), replicate {key.replicate}"
+    if point.params:
+        where += f", sweep point {point.index} {point.params}"
+    return where
+
+
+def _execute_safely(point: Point, key: RunKey, run_dir: Path, run_id: str, digest: str = "",
                     stop: Callable[[], bool] | None = None) -> RunOutcome:
     from sim.engine import RunStopped
 
     if stop is not None and stop():  # queued behind the runs in flight when the batch was stopped
         return RunOutcome(run_id, error="not started: the batch was stopped")
     try:
-        return execute(point, key, run_dir, run_id, stop)
+        return execute(point, key, run_dir, run_id, digest, stop)
     except RunStopped as exc:
         return RunOutcome(run_id, error=f"not finished: {exc}")
     except Exception:  # a user's ranker may raise anything; report it with its run and parameters
-        spec = point.exp.rankers[key.ranker]
-        where = f"ranker {spec.label or spec.name} ({spec.name}), replicate {key.replicate}"
-        if point.params:
-            where += f", sweep point {point.index} {point.params}"
-        return RunOutcome(run_id, error=f"{where}\n{traceback.format_exc()}")
+        return RunOutcome(run_id, error=f"{_where(point, key)}\n{traceback.format_exc()}")
 
 
-Job = tuple[Point, RunKey, Path, str]
-"""The arguments of :func:`_execute_safely` for one run."""
+Job = tuple[Point, RunKey, Path, str, str]
+"""The arguments of :func:`_execute_safely` for one run: point, key, run folder, run id, config hash."""
 
 Outcomes = Generator[RunOutcome, None, None]
 """Outcomes as runs finish; closing the generator stops the runs in flight."""
@@ -184,70 +227,179 @@ Executor = Callable[[list[Job]], Outcomes]
 """Runs jobs wherever it runs them: :func:`serial`, :func:`processes` or :func:`ray_cluster`."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached the driver: the batch stops as on Ctrl-C."""
+
+
 def serial(jobs: list[Job]) -> Outcomes:
-    """One run after another, in this process.
+    """One run after another, in this process (``--executor serial``: for a debugger; a ranker
+    that ends its process, with ``os._exit`` say, ends the batch with it).
 
-    Ctrl-C stops the run in progress at its next tick and then the batch (KeyboardInterrupt, as
-    from the other executors), not at once: raised inside numba's compiler, which a run may be in
-    (a ranker's first use in the process), a KeyboardInterrupt is swallowed or crashes the
-    process.  A second Ctrl-C interrupts at once."""
-    stopping = threading.Event()
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if stopping.is_set():
-            raise KeyboardInterrupt
-        stopping.set()
-
-    try:
-        previous: Any = signal.signal(signal.SIGINT, on_sigint)
-        installed = True
-    except ValueError:  # not the main thread: Ctrl-C is not this batch's to handle
-        installed = False
-    try:
+    Ctrl-C or SIGTERM stops the run in progress at its next tick and then the batch
+    (KeyboardInterrupt, as from the other executors), not at once: raised inside numba's compiler,
+    which a run may be in (a ranker's first use in the process), a KeyboardInterrupt is swallowed
+    or crashes the process.  A second signal interrupts at once."""
+    with _signals_as_flag(second_raises=True) as stopping:
         for job in jobs:
-            if stopping.is_set():
-                raise KeyboardInterrupt
+            stopping.check()
             outcome = _execute_safely(*job, stop=stopping.is_set)
             if stopping.is_set() and outcome.error is not None:
-                raise KeyboardInterrupt  # the run stopped unfinished (it wrote nothing)
+                stopping.check()  # the run stopped unfinished (it wrote nothing)
             yield outcome
-    finally:
-        if installed:  # None: the handler was not set from Python; Python's own is the one to put back
-            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
-def _ignore_sigint() -> None:
+def _die_with(parent: int) -> None:
+    """Make this worker process end when its driver ``parent`` does, even if the driver is killed
+    outright: the kernel's parent-death signal where there is one (Linux), and a watchdog thread
+    on the parent's pid everywhere."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+    if os.getppid() != parent:  # the driver died before the signal was asked for
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="feedsim-watchdog", daemon=True).start()
+
+
+def _worker(job: Job, conn: Any, parent: int) -> None:
+    """One run in a process of its own; sends its outcome down ``conn``."""
+    _die_with(parent)
     # Ctrl-C reaches the whole process group; the driver alone decides what happens to the runs.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    point, key, _, run_id, _ = job
+    try:
+        outcome = _execute_safely(*job)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and the like: this run fails, the batch goes on
+        outcome = RunOutcome(run_id, error=f"{_where(point, key)}: the run raised {exc!r}\n{traceback.format_exc()}")
+    conn.send(outcome)
+    conn.close()
+
+
+def _died(job: Job, exitcode: int | None) -> RunOutcome:
+    point, key, _, run_id, _ = job
+    if exitcode is not None and exitcode < 0:
+        how = f"was killed by signal {-exitcode}"
+        if -exitcode == signal.SIGKILL:
+            how += " (out of memory?)"
+    else:
+        how = f"exited with code {exitcode} before finishing (does the ranker call os._exit?)"
+    return RunOutcome(run_id, error=f"{_where(point, key)}: the run's process {how}; the other runs go on")
 
 
 def processes(workers: int) -> Executor:
-    """Runs spread over ``workers`` local processes, a fresh process per run: memory a run
-    leaves fragmented is returned to the system, so a batch peaks at one run per worker."""
+    """Runs spread over ``workers`` local processes, a fresh process per run.
+
+    A process per run isolates runs from each other and from the driver: a run whose process
+    dies (a ranker calling ``os._exit``, the kernel's out-of-memory killer) fails alone, named;
+    memory a run leaves fragmented goes back to the system, so a batch peaks at one run per
+    worker.  Workers end with their driver, even one killed outright (:func:`_die_with`)."""
 
     def run(jobs: list[Job]) -> Outcomes:
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), max_tasks_per_child=1,
-                                   initializer=_ignore_sigint)
+        context = multiprocessing.get_context()
+        queue = list(jobs)
+        live: dict[Any, tuple[Any, Any, Job]] = {}  # sentinel -> (process, connection, job)
+
+        def start() -> None:
+            job = queue.pop(0)
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_worker, args=(job, send, os.getpid()), name=f"feedsim {job[3]}",
+                                      daemon=True)
+            process.start()
+            send.close()
+            live[process.sentinel] = (process, receive, job)
+
         try:
-            run_ids: dict[Future[RunOutcome], str] = {pool.submit(_execute_safely, *job): job[3] for job in jobs}
-            pending = set(run_ids)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    exc = fut.exception()
-                    yield fut.result() if exc is None else RunOutcome(
-                        run_ids[fut], error=f"not finished: a worker process died (killed, or out of memory?) and "
-                                            f"the pool stopped; run the same command again to resume ({exc!r})")
-        except BaseException:
-            # Interrupted: stop the runs in flight now rather than wait for them (Python 3.14 has
-            # ProcessPoolExecutor.terminate_workers for this).
-            for process in list(pool._processes.values()):
-                process.terminate()
-            raise
+            with _signals_as_flag() as stopping:
+                while queue or live:
+                    while queue and len(live) < workers:
+                        start()
+                        stopping.check()
+                    yield from _collect(live, stopping)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # Interrupted (or the generator closed): the runs in flight stop now.
+            for process, _conn, _ in live.values():
+                process.terminate()
+            for process, conn, _ in live.values():
+                process.join()
+                conn.close()
 
     return run
+
+
+def _collect(live: dict[Any, tuple[Any, Any, Job]], stopping: _StopSignals) -> Outcomes:
+    """Outcomes of the runs in ``live`` (sentinel -> process, connection, job) that finished; waits
+    for at least one, in slices so that a stop signal is acted on within a fraction of a second."""
+    while True:
+        stopping.check()
+        ready_any = mp_connection.wait([*live, *(conn for _, conn, _ in live.values())], timeout=0.2)
+        if ready_any:
+            break
+    for ready in ready_any:
+        entry = live.get(ready) or next((v for v in live.values() if v[1] is ready), None)
+        if entry is None:  # its process and its connection were both ready: handled
+            continue
+        process, conn, job = entry
+        try:
+            outcome = conn.recv() if conn.poll() else None
+        except (EOFError, OSError):
+            outcome = None
+        process.join()
+        conn.close()
+        del live[process.sentinel]
+        yield outcome if outcome is not None else _died(job, process.exitcode)
+
+
+class _StopSignals:
+    """Ctrl-C or SIGTERM, noted by the handler and acted on where the driver can stop cleanly.
+
+    Raising from the handler would land anywhere, in the middle of a fork included, where Python
+    ignores the exception ("Exception ignored in ... _releaseLock") and the batch runs on."""
+
+    def __init__(self, second_raises: bool = False) -> None:
+        self.received: int | None = None
+        self.second_raises = second_raises
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        first = self.received is None
+        self.received = signum
+        if not first and self.second_raises:  # asked twice: at once
+            self.check()
+
+    def is_set(self) -> bool:
+        return self.received is not None
+
+    def check(self) -> None:
+        if self.received == signal.SIGTERM:
+            raise Terminated
+        if self.received is not None:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signals_as_flag(second_raises: bool = False) -> Generator[_StopSignals, None, None]:
+    """SIGINT and SIGTERM set the flag it yields, while the block runs in the main thread."""
+    stopping = _StopSignals(second_raises)
+    previous: dict[int, Any] = {}
+    try:
+        for asked in (signal.SIGINT, signal.SIGTERM):
+            previous[asked] = signal.signal(asked, stopping)
+    except ValueError:  # not the main thread: signals are not this batch's to handle
+        pass
+    try:
+        yield stopping
+    finally:
+        for signum, handler in previous.items():
+            default: Any = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            signal.signal(signum, default if handler is None else handler)
 
 
 def _execute_job(job: Job, stop: Callable[[], bool]) -> RunOutcome:
@@ -335,6 +487,34 @@ def ray_cluster(address: str | None) -> Executor:
     return run
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Generator[None, None, None]:
+    """SIGTERM to the driver stops the batch as Ctrl-C does (raises :class:`Terminated`), where
+    this is the main thread; the serial executor sets its own handler over this one."""
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _os_error(exc: OSError, out: Path) -> str:
+    """An OSError while writing results, in words that name the file and what to do."""
+    where = exc.filename or out
+    if exc.errno == errno.ENOSPC:
+        return f"{where}: no space left on the device; free some and run the same command again to resume"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where}: cannot write here ({exc.strerror}); choose another --out"
+    return f"{where}: {exc.strerror or exc}"
+
+
 def write_parquet(table: pa.Table, path: Path) -> None:
     """Deterministic Parquet: same table, same bytes."""
     pq.write_table(table, path, compression="zstd", write_statistics=True, store_schema=True)
@@ -373,7 +553,8 @@ class Runner:
 
     def __init__(self, exp: Experiment, out: Path, jobs: int = 1, force: bool = False,
                  overrides: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None,
-                 executor: str = "process", ray_address: str | None = None):
+                 executor: str = "process", ray_address: str | None = None, command: str = "",
+                 quick: bool = False):
         self.exp = exp
         self.points = points(exp)
         self.out = Path(out)
@@ -382,62 +563,127 @@ class Runner:
         self.overrides = overrides or {}
         self.show_bar = progress is None and sys.stderr.isatty()
         self.progress = progress or (lambda line: tqdm.write(line, file=sys.stderr))
-        if executor not in ("process", "ray"):
-            raise RunnerError(f"unknown executor {executor!r} (known: process, ray)")
+        if executor not in EXECUTORS:
+            raise RunnerError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
         self.executor = executor
         self.ray_address = ray_address
+        self.command = command
+        self.quick = quick
+        self.digest = config_hash(exp)
 
-    def _executor(self, n_runs: int) -> Executor:
+    def _executor(self) -> Executor:
         if self.executor == "ray":
             return ray_cluster(self.ray_address)
-        return serial if self.jobs == 1 or n_runs <= 1 else processes(self.jobs)
+        if self.executor == "serial":
+            return serial
+        return processes(self._jobs_that_fit())
+
+    def _jobs_that_fit(self) -> int:
+        """``jobs``, lowered (and said) where that many runs at once would not fit in memory."""
+        memory = machine_memory_bytes()
+        if memory is None:
+            return self.jobs
+        per_run = max(estimate_peak_bytes(p.exp) for p in self.points)
+        fit = max(1, int(memory // per_run))
+        if fit < self.jobs:
+            self.progress(f"running {fit} run(s) at a time, not {self.jobs}: each needs about "
+                          f"{format_bytes(per_run)} of this machine's {format_bytes(memory)}")
+        return min(self.jobs, fit)
 
     def _prepare(self) -> dict[str, Any]:
-        manifest_path = self.out / "manifest.json"
-        digest = config_hash(self.exp)
-        if manifest_path.exists():
-            try:
-                old = json.loads(manifest_path.read_text())
-            except json.JSONDecodeError:
-                old = {}
-            if old.get("config_hash") != digest:
-                if not self.force:
-                    raise RunnerError(
-                        f"{self.out}: holds results of a different configuration "
-                        f"(hash {old.get('config_hash')} vs {digest}); use --force to replace them, "
-                        f"or --out to write elsewhere")
-                shutil.rmtree(self.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Under the lock: replace (``force``) or resume the folder; the manifest to go on with."""
+        old = read_manifest(self.out)
+        if old is not None and old.get("config_hash") != self.digest:
+            if not self.force:
+                raise RunnerError(
+                    f"{self.out}: holds results of a different configuration "
+                    f"(hash {old.get('config_hash')} vs {self.digest}); use --force to replace them, "
+                    f"or --out to write elsewhere")
+            kept = clear(self.out)
+            self.progress(f"--force: removed the results feedsim wrote in {self.out}"
+                          + (f"; kept what it did not write: {', '.join(kept)}" if kept else ""))
+            old = None
+        stale = clear_stale_temporaries(self.out)
+        if stale:
+            self.progress(f"removed {len(stale)} temporary file(s) an interrupted batch left: {', '.join(stale[:4])}"
+                          + (", ..." if len(stale) > 4 else ""))
         (self.out / "runs").mkdir(exist_ok=True)
-        if manifest_path.exists():
-            manifest = json.loads(manifest_path.read_text())
+        if old is not None:
             revision = _git_revision()
-            if manifest.get("git_revision") and revision and manifest["git_revision"] != revision:
-                self.progress(f"warning: {self.out} was started at revision {manifest['git_revision'][:10]}, this "
+            if old.get("git_revision") and revision and old["git_revision"] != revision:
+                self.progress(f"warning: {self.out} was started at revision {old['git_revision'][:10]}, this "
                               f"is {revision[:10]}: finished runs are kept, and a model change in between "
                               f"would mix into the results (--force reruns them all)")
             current = to_dict(self.exp)
-            manifest["config"].update({k: current[k] for k in NOT_HASHED})
-            return manifest
-        return {"experiment": self.exp.name, "config_hash": digest, "config": to_dict(self.exp),
-                "overrides": self.overrides, "seed": self.exp.seed,
+            old["config"].update({k: current[k] for k in NOT_HASHED})
+            old.update({"format": FORMAT, "command": self.command, "quick": self.quick})
+            return old
+        return {"format": FORMAT, "experiment": self.exp.name, "config_hash": self.digest,
+                "config": to_dict(self.exp), "overrides": self.overrides, "seed": self.exp.seed,
+                "command": self.command, "quick": self.quick,
                 "sweep_points": [p.params for p in self.points], "versions": _versions(),
                 "git_revision": _git_revision(), "runs": {}}
 
-    def run(self, keys: Iterable[RunKey]) -> list[RunOutcome]:
+    def _finished_runs(self, keys: list[RunKey], manifest: dict[str, Any]) -> list[RunKey]:
+        """The runs of ``keys`` already finished here for this configuration and intact; a run
+        folder that fails :func:`verify_run` is removed (and said) so that it is redone."""
+        runs = self.out / "runs"
+        kept = []
+        for key in keys:
+            run_id = key.run_id(self.points)
+            run_dir = runs / run_id
+            partition = self.out / "impressions" / f"run_id={run_id}"
+            reason = verify_run(run_dir, self.digest) if run_dir.exists() else None
+            if reason is not None:
+                self.progress(f"redoing run {run_id}: {reason}")
+                shutil.rmtree(run_dir)
+            if not run_dir.exists():  # no partition may outlive its run: combine() copies the new one
+                manifest["runs"].pop(run_id, None)
+                if partition.exists():
+                    shutil.rmtree(partition)
+                continue
+            kept.append(key)
+            if run_id not in manifest["runs"]:  # finished while its batch was being stopped
+                written = json.loads((run_dir / "run.json").read_text())
+                manifest["runs"][run_id] = {"impressions": written["impressions"],
+                                            "wall_s": round(written["wall_s"], 3)}
+        return kept
+
+    def run(self, keys: Iterable[RunKey],
+            after: Callable[[list[RunOutcome]], None] | None = None) -> list[RunOutcome]:
+        """Run ``keys`` (skipping those finished), combine the tables, then call ``after`` with the
+        outcomes (e.g. to draw the report), all under the folder's lock.
+
+        Raises
+        ------
+        RunnerError
+            The folder may not be written (:func:`sim.results_folder.check_place`), is in use by
+            another batch, holds another configuration (without ``force``), or cannot be written.
+        Interrupted
+            Ctrl-C or SIGTERM stopped the batch; finished runs are kept.
+        """
+        try:
+            check_place(self.out)
+            self.out.mkdir(parents=True, exist_ok=True)
+            with locked(self.out, self.command):
+                outcomes = self._run_locked(list(keys))
+                if after is not None:
+                    after(outcomes)
+                return outcomes
+        except FolderError as exc:
+            raise RunnerError(str(exc)) from None
+        except OSError as exc:
+            raise RunnerError(_os_error(exc, self.out)) from None
+
+    def _run_locked(self, keys: list[RunKey]) -> list[RunOutcome]:
         manifest = self._prepare()
-        keys = list(keys)
-        todo = [k for k in keys if not (self.out / "runs" / k.run_id(self.points)).exists()]
+        # Every run of the plan is checked, not only those asked for: combine() reads them all.
+        finished_keys = set(self._finished_runs(plan(self.points), manifest))
+        self._write_manifest(manifest)  # marks the folder as feedsim's from the start
+        todo = [k for k in keys if k not in finished_keys]
         skipped = len(keys) - len(todo)
         if skipped:
             self.progress(f"resuming: {skipped} of {len(keys)} runs already finished")
-            for key in keys:  # a run that finished while its batch was being stopped is in no manifest yet
-                run_id = key.run_id(self.points)
-                info = self.out / "runs" / run_id / "run.json"
-                if run_id not in manifest["runs"] and info.exists():
-                    written = json.loads(info.read_text())
-                    manifest["runs"][run_id] = {"impressions": written["impressions"],
-                                                "wall_s": round(written["wall_s"], 3)}
         started = time.time()
         outcomes: list[RunOutcome] = []
         done_impressions, done_wall = 0, 0.0
@@ -467,16 +713,18 @@ class Runner:
                 self.progress(f"run {outcome.run_id} failed:\n{outcome.error}")
 
         try:
-            with bar, contextlib.closing(self._executor(len(todo))([self._job(k) for k in todo])) as stream:
+            with bar, _sigterm_interrupts(), \
+                    contextlib.closing(self._executor()([self._job(k) for k in todo])) as stream:
                 for outcome in stream:
                     finished(outcome)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             for key in todo:
                 shutil.rmtree(self.out / "runs" / f"{key.run_id(self.points)}.tmp", ignore_errors=True)
             n_finished = skipped + sum(o.error is None for o in outcomes)
-            raise Interrupted(f"interrupted: {n_finished} of {len(keys)} runs finished in "
+            how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            raise Interrupted(f"{how}: {n_finished} of {len(keys)} runs finished in "
                               f"{self.out}; run the same command again to resume (finished runs are "
-                              f"skipped)") from None
+                              f"skipped)", terminated=isinstance(exc, Terminated)) from None
         wall = time.time() - started
         self.combine()
         total_imp = sum(v["impressions"] for v in manifest["runs"].values())
@@ -494,7 +742,7 @@ class Runner:
     def _job(self, key: RunKey) -> Job:
         run_id = key.run_id(self.points)
         # Absolute: a Ray worker on another node does not share the driver's working directory.
-        return self.points[key.point], key, self.out.resolve() / "runs" / run_id, run_id
+        return self.points[key.point], key, self.out.resolve() / "runs" / run_id, run_id, self.digest
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         _atomic_write_bytes(self.out / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
@@ -514,7 +762,8 @@ class Runner:
                                     groups=sorted(sweep_columns(self.points[0].params)), base_point=base_point)
         table = make_table("summary", columns)
         for column in sorted(sweep_columns(self.points[0].params)):
-            table = table.append_column(column, pa.array(columns[column]))
+            values = pa.array(columns[column])
+            table = table.append_column(sweep_field(column, values.type), values)
         tmp = self.out / ".summary.parquet.tmp"
         write_parquet(table, tmp)
         os.replace(tmp, self.out / "summary.parquet")
@@ -524,18 +773,25 @@ class Runner:
         run_dirs = [self.out / "runs" / k.run_id(self.points) for k in plan(self.points)]
         run_dirs = [d for d in run_dirs if d.exists()]
         for name in TABLES:  # every schema checked before any combined table is replaced
-            schemas = [pq.read_schema(d / f"{name}.parquet") for d in run_dirs]
+            schemas = [_read(pq.read_schema, d / f"{name}.parquet") for d in run_dirs]
             odd = next((d.name for d, sch in zip(run_dirs, schemas, strict=True) if sch != schemas[0]), None)
             if odd is not None:
                 raise RunnerError(
                     f"{self.out}: run {odd}'s {name} table has other columns than run {run_dirs[0].name}'s "
                     f"(runs written by different feedsim versions); rerun with --force")
         for name in TABLES:
-            tables = [pq.read_table(d / f"{name}.parquet") for d in run_dirs]
-            if tables:
-                tmp = self.out / f".{name}.parquet.tmp"
+            tables = [_read(pq.read_table, d / f"{name}.parquet") for d in run_dirs]
+            target = self.out / f"{name}.parquet"
+            if not tables:  # no run finished: no table, rather than one left from other runs
+                target.unlink(missing_ok=True)
+                continue
+            tmp = self.out / f".{name}.parquet.tmp"
+            try:
                 write_parquet(pa.concat_tables(tables), tmp)
-                os.replace(tmp, self.out / f"{name}.parquet")
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a full disk leaves no half-written table behind
+                raise
+            os.replace(tmp, target)
         self._summary()
         imp_root = self.out / "impressions"
         imp_root.mkdir(exist_ok=True)
@@ -546,6 +802,14 @@ class Runner:
                 tmp.mkdir(exist_ok=True)
                 shutil.copyfile(d / "impressions.parquet", tmp / "part-0.parquet")
                 os.replace(tmp, part)
+
+
+def _read(reader: Callable[[Path], Any], path: Path) -> Any:
+    """``reader(path)`` for a run's Parquet file, an unreadable one named as such."""
+    try:
+        return reader(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise RunnerError(f"{path}: unreadable ({exc}); run the same command again to redo that run") from None
 
 
 def measure_columns(run_ids: list[str], measures: dict[str, list[Any]]) -> dict[str, list[float | None]]:
@@ -560,31 +824,45 @@ def measure_columns(run_ids: list[str], measures: dict[str, list[Any]]) -> dict[
 
 
 def _bootstrap_rng(exp: Experiment) -> np.random.Generator:
+    """The one bootstrap's generator (the experiment's named ``bootstrap`` stream); the report uses
+    the same through :func:`sim.metrics.summarise` where a folder has no summary.parquet."""
     return np.random.Generator(np.random.PCG64(stream_seed(exp.seed, 0, "bootstrap")))
 
 
 def summary_lines(out: Path, exp: Experiment) -> list[str]:
-    """A short table per ranker: median and range of the focal metrics."""
+    """A short table per ranker that ran: median and range of the focal metrics that apply (no
+    focal post: no focal rows; a focal post without a product: no sell-out row)."""
+
+    def _times(x: float) -> str:  # two significant figures below 10 (0.61x, 3.4x), whole above (122x)
+        return f"{x:,.0f}x" if abs(x) >= 10 else f"{x:.2g}x"
+
     path = out / "runs.parquet"
     if not path.exists():
         return []
     runs = pq.read_table(path).to_pydict()
-    metrics = [("focal_reach_ratio", "reach ratio", "{:,.0f}x"), ("focal_reach_share", "users reached", "{:.1%}"),
-               ("focal_non_follower_share", "non-follower share", "{:.1%}"),
-               ("focal_sellout_hours", "sell-out (h)", "{:,.1f}"),
-               ("low_follower_breakout_rate", "10-99-follower breakouts", "{:.2%}"),
-               ("median_daily_watch_min", "median daily watch (min)", "{:.1f}")]
+    focal = next((e for e in exp.events if e.name == exp.focal), None)
+    rows: list[tuple[str, str, Callable[[float], str]]] = [
+        ("focal_reach_ratio", "reach ratio", _times), ("focal_reach_share", "users reached", "{:.1%}".format),
+        ("focal_non_follower_share", "non-follower share", "{:.1%}".format),
+        ("focal_sellout_hours", "sell-out (h)", "{:,.1f}".format),
+        ("low_follower_breakout_rate", "10-99-follower breakouts", "{:.2%}".format),
+        ("median_daily_watch_min", "median daily watch (min)", "{:.1f}".format)]
+    rows = [r for r in rows if r[0] in runs and (focal is not None or not r[0].startswith("focal_"))
+            and (r[0] != "focal_sellout_hours" or (focal is not None and focal.product))]
     lines = [f"{'ranker':<14}{'metric':<28}{'median':>12}{'min':>12}{'max':>12}  runs"]
     labels = [s.label or s.name for s in exp.rankers]
     for label in labels:
         idx = [i for i, r in enumerate(runs["ranker"]) if r == label]
-        for col, title, fmt in metrics:
+        if not idx:  # not run (--only)
+            continue
+        for col, title, fmt in rows:
             values = [runs[col][i] for i in idx]
             present = np.array([v for v in values if v is not None], dtype=float)
+            present = present[np.isfinite(present)]
             if len(present) == 0:
                 cells = ["none"] * 3
             else:
-                cells = [fmt.format(v) for v in (np.median(present), present.min(), present.max())]
+                cells = [fmt(float(v)) for v in (np.median(present), present.min(), present.max())]
             lines.append(f"{label:<14}{title:<28}{cells[0]:>12}{cells[1]:>12}{cells[2]:>12}  "
                          f"{len(present)}/{len(values)}")
     return lines

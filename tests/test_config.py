@@ -8,7 +8,17 @@ import pytest
 from conftest import experiment_table
 
 from sim.__main__ import main
-from sim.config import ConfigError, load, parse
+from sim.config import (
+    ConfigError,
+    apply_overrides,
+    check_memory,
+    estimate_peak_bytes,
+    load,
+    machine_memory_bytes,
+    parse,
+    parse_value,
+    read_table,
+)
 from sim.rankers import RANKERS
 
 GOOD_TOML = """\
@@ -236,3 +246,197 @@ def test_cli_run_of_good_file_writes_results(tmp_path: Path) -> None:
     for name in ("runs", "posts", "focal", "timeseries", "promotions"):
         assert (out / f"{name}.parquet").exists()
     assert (out / "manifest.json").exists()
+
+
+# ------------------------------------------------------------------ safe names (issue 19)
+
+
+@pytest.mark.parametrize("label", ["../../tmp/escape", "x/b", "a b", "..", ".", "caf\u00e9", "x" * 101])
+def test_unsafe_ranker_label_is_named(label: str) -> None:
+    problem = only_problem(experiment_table({"rankers": [{"name": "content", "label": label}]}))
+    assert problem.startswith("bad.toml: rankers[0].label: ") and "is not a safe name" in problem
+
+
+def test_unsafe_label_message_gives_the_rule() -> None:
+    problem = only_problem(experiment_table({"rankers": [{"name": "content", "label": "../../tmp/escape"}]}))
+    assert problem == ("bad.toml: rankers[0].label: '../../tmp/escape' is not a safe name "
+                       "(letters, digits, _ . - only)")
+
+
+def test_labels_that_differ_only_in_case_collide() -> None:
+    rankers = [{"name": "content", "label": "For-You"}, {"name": "follower", "label": "for-you"}]
+    problem = only_problem(experiment_table({"rankers": rankers}))
+    assert "rankers[1].label: duplicate ranker label 'for-you': rankers[0] has it" in problem
+    assert "letter case" in problem
+
+
+@pytest.mark.parametrize("name", ["..", "../up", "a/b", "x y", ""])
+def test_unsafe_experiment_name_is_named(name: str, tmp_path: Path) -> None:
+    if name:
+        problem = only_problem(experiment_table({"name": name}))
+        assert problem.startswith("bad.toml: name: ") and "is not a safe name" in problem
+    else:  # no name: the file's stem, which must be safe too
+        path = tmp_path / "my experiment.toml"
+        path.write_text(GOOD_TOML)
+        with pytest.raises(ConfigError) as info:
+            load(path)
+        assert info.value.problems == [f"{path}: name: the file name's stem 'my experiment' is not a safe name "
+                                       "(letters, digits, _ . - only): set name, or rename the file"]
+        path.write_text('name = "mine"\n' + GOOD_TOML)
+        assert load(path).name == "mine"
+
+
+def test_user_ranker_without_label_is_labelled_by_its_class() -> None:
+    table = experiment_table({"rankers": [{"name": "sim.rankers.follower:FollowerRanker"}]})
+    exp = parse(table, "t.toml")
+    assert [s.label for s in exp.rankers] == ["FollowerRanker"]
+    changed = apply_overrides(table, {"rankers.FollowerRanker.order": "engagement"}, "t.toml")
+    assert parse(changed, "t.toml").rankers[0].params.order == "engagement"
+
+
+def test_user_rankers_of_the_same_class_name_need_labels() -> None:
+    rankers = [{"name": "sim.rankers.follower:FollowerRanker"}, {"name": "sim.rankers.follower:FollowerRanker"}]
+    problem = only_problem(experiment_table({"rankers": rankers}))
+    assert "rankers[1].label: duplicate ranker label 'FollowerRanker'" in problem and "set a distinct label" in problem
+
+
+# ------------------------------------------------------------------ unreadable files
+
+
+def test_non_utf8_file_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "latin.toml"
+    path.write_bytes(GOOD_TOML.replace("seed = 3", 'description = "caf\u00e9"\nseed = 3').encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.problems == [f"{path}: not UTF-8 text (byte 0xe9 at line 1); save it as UTF-8"]
+    assert main(["validate", str(path)]) == 2
+    assert str(path) in capsys.readouterr().err
+
+
+def test_list_shows_a_bad_file_as_invalid_and_lists_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "a_good.toml").write_text('description = "fine"\n' + GOOD_TOML)
+    (folder / "b_latin.toml").write_bytes(b'name = "caf\xe9"\n')
+    (folder / "c_nested.toml").write_text("a = " + "[" * 3000 + "]" * 3000)
+    (folder / "d_good.toml").write_text('description = "also fine"\n' + GOOD_TOML)
+    monkeypatch.chdir(tmp_path)
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["a_good", "b_latin", "c_nested", "d_good"]
+    assert lines[0].endswith("fine") and lines[3].endswith("also fine")
+    assert "INVALID: experiments/b_latin.toml: not UTF-8" in lines[1]
+    assert "INVALID: experiments/c_nested.toml: TOML nested too deeply" in lines[2]
+
+
+def test_folder_instead_of_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    assert info.value.problems == [f"{tmp_path}: is a folder, not an experiment file"]
+
+
+# ------------------------------------------------------------------ memory
+
+
+def test_world_too_big_for_memory_is_refused_with_the_estimate(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "huge.toml"
+    path.write_text(GOOD_TOML.replace("users = 300", "users = 1000000000000"))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: world.users: one run of 1,000,000,000,000 users x 0.02 days needs about" in err
+    assert "PiB of memory; this machine has" in err
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--jobs", "1"]) == 2
+    assert not out.exists()
+
+
+def test_memory_check_against_a_given_memory() -> None:
+    exp = parse(experiment_table({"world": {"users": 100_000}}), "m.toml")
+    peak = estimate_peak_bytes(exp)
+    assert check_memory(exp, memory=peak) == peak
+    with pytest.raises(ConfigError) as info:
+        check_memory(exp, memory=peak - 1)
+    assert info.value.problems[0].startswith("m.toml: world.users: one run of 100,000 users x 0.25 days")
+
+
+def test_memory_estimate_grows_with_users_days_follows_posts_and_bought_followers() -> None:
+    base = parse(experiment_table(), "m.toml")
+    for change in ({"world": {"users": 6000}}, {"horizon_days": 2.0}, {"world": {"follows_mean": 400.0}},
+                   {"world": {"posting_rate_mean": 20.0}},
+                   {"world": {"accounts": [{"name": "a", "followers": 1, "topic": "#crafttok",
+                                            "bought_followers": 10_000_000}]}}):
+        assert estimate_peak_bytes(parse(experiment_table(change), "m.toml")) > estimate_peak_bytes(base), change
+
+
+@pytest.mark.parametrize(("file", "users", "horizon_days", "measured_mib"), [
+    ("calibration.toml", 5000, 4.0, 353), ("trinidad.toml", 400_000, 5.0, 1500e6 / 2**20),
+    ("trinidad.toml", 2_000_000, 5.0, 6200e6 / 2**20)])
+def test_memory_estimate_is_just_above_the_measured_peaks(file: str, users: int, horizon_days: float,
+                                                          measured_mib: float) -> None:
+    # Peak RSS measured at these sizes (see MEMORY_* in sim/config.py).
+    exp = parse(read_table(REPO / "experiments" / file) | {"horizon_days": horizon_days}, file)
+    exp = parse(apply_overrides(exp._table, {"world.users": users}, file), file)  # type: ignore[attr-defined]
+    assert 1.0 < estimate_peak_bytes(exp) / (measured_mib * 2**20) < 1.25
+
+
+def test_memory_of_every_sweep_point_is_checked() -> None:
+    table = experiment_table({"sweep": {"world.users": [3000, 10**12]}})
+    exp = parse(table, "s.toml")
+    with pytest.raises(ConfigError) as info:
+        check_memory(exp, memory=machine_memory_bytes())
+    assert "1,000,000,000,000 users" in info.value.problems[0]
+
+
+# ------------------------------------------------------------------ no tracebacks
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"horizon_days": float("nan")}, "horizon_days: expected a finite number (got nan)"),
+    ({"horizon_days": float("inf")}, "horizon_days: expected a finite number (got inf)"),
+    ({"horizon_days": 10**400}, "horizon_days: expected a finite number (got an integer of about 401 digits)"),
+    ({"seed": 2**64}, "seed: 18446744073709551616 is too large"),
+    ({"world": {"accounts": [1]}}, "world.accounts[0]: expected a table (got 1)"),
+    ({"world": {"topics": ["#a", 3]}}, "world.topics[1]: expected a string (got 3)"),
+    ({"world": [1]}, "world: expected a table (got [1])"),
+    ({"rankers": {"name": "content"}}, "rankers: expected a list of table"),
+    ({"rankers": [{"name": "content", "params": 5}]}, "rankers[0].params: expected a table (got 5)"),
+    ({"rankers": [{"name": ":"}]}, "rankers[0].name: cannot load ranker ':': ValueError"),
+    ({"rankers": [{"name": ".rel:X"}]}, "rankers[0].name: cannot load ranker '.rel:X': TypeError"),
+    ({"rankers": [{"name": "content", "label": "a\nb"}]}, "rankers[0].label: control characters"),
+    ({"sweep": 5}, "sweep: expected a table"),
+    ({"quick": 5}, "quick: expected a table"),
+    ({"quick": {"world.userz": 3}}, "quick: world.userz: unknown key"),
+    ({"sweep": {f"world.follows_mean{i}": list(range(10)) for i in range(5)}},
+     "sweep: 100,000 points (the product of the grid lists) exceed 10,000"),
+])
+def test_bad_values_are_problems_not_tracebacks(change: dict, expected: str) -> None:
+    problems = problems_of(experiment_table(change))
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("seed = " + "9" * 5000, "TOML value error"),
+    ("a = " + "[" * 5000 + "]" * 5000, "TOML nested too deeply"),
+])
+def test_toml_that_tomllib_cannot_hold_is_reported(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "odd.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.problems[0].startswith(f"{path}: {expected}")
+
+
+def test_set_values_are_parsed_safely(tmp_path: Path) -> None:
+    assert parse_value("1\nseed = 2") == "1\nseed = 2"
+    assert parse_value("9" * 5000) == "9" * 5000
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD_TOML.replace('[[rankers]]\nname = "follower"', '[rankers]\nname = "follower"'))
+    with pytest.raises(ConfigError) as info:
+        load(path, {"rankers.follower.order": "engagement"})
+    assert info.value.problems == [f"{path}: --set rankers.follower.order: no ranker labelled 'follower'"]
+    path.write_text(GOOD_TOML + "params = 5\n")
+    with pytest.raises(ConfigError) as info:
+        load(path, {"rankers.follower.order": "engagement"})
+    assert info.value.problems == [f"{path}: --set rankers.follower.order: rankers 'follower': params is not a table"]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import make_experiment, run_simulation
 
 from sim.engine import Simulation
-from sim.rankers import CHANNEL_NAMES, RANKERS
+from sim.rankers import CHANNEL_NAMES, RANKERS, Ranker
+from sim.rankers.contract import check_ranker
 
 K = 12
 
@@ -33,9 +39,69 @@ def users_to_rank(sim: Simulation) -> np.ndarray:
     return np.unique(np.concatenate([heavy, np.arange(0, sim.users.n, 7)])).astype(np.int64)
 
 
-def test_ranker_is_registered_under_its_name() -> None:
-    for name, cls in RANKERS.items():
-        assert cls.name == name
+def test_every_ranker_class_is_registered() -> None:
+    """Every concrete ranker in sim.rankers is in RANKERS: none forgot @register, none was
+    overwritten by another class registered under the same name."""
+    def subclasses(cls: type) -> list[type]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+    defined = {c for c in subclasses(Ranker) if c.__module__.startswith("sim.rankers.") and c.name}
+    assert defined == set(RANKERS.values())
+    assert sorted(RANKERS) == ["chronological", "content", "follower", "hybrid", "popularity", "random"]
+
+
+@pytest.mark.parametrize("name", sorted(RANKERS))
+def test_ranker_passes_the_contract_suite(name: str) -> None:
+    results = check_ranker(name)
+    assert [r.check for r in results if not r.passed] == [], [r.detail for r in results if not r.passed]
+    assert len(results) == 5
+
+
+GOOD = """
+import numpy as np
+from sim.rankers.base import OTHER, Ranker, first_k_valid
+
+
+class Newest(Ranker):
+    def rank(self, users, now, k):
+        st = self.state
+        cand = np.broadcast_to(np.arange(len(st.posts))[::-1][: 4 * k], (len(users), min(len(st.posts), 4 * k)))
+        valid = (st.posts.author[cand] != users[:, None]) & ~st.seen.contains(users[:, None], cand)
+        return first_k_valid(cand, np.full(cand.shape, OTHER, np.int8), valid, k)
+
+
+class Repeats(Newest):
+    def rank(self, users, now, k):
+        slate = super().rank(users, now, k)
+        slate.post_ids[:, 0] = slate.post_ids[:, 1]
+        return slate
+"""
+
+
+def check_ranker_command(tmp_path, ranker: str) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def, type-arg]
+    (tmp_path / "my_rankers.py").write_text(GOOD)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "sim", "check-ranker", ranker], capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).parent.parent, timeout=120)
+
+
+def test_check_ranker_passes_a_good_external_ranker(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = check_ranker_command(tmp_path, "my_rankers:Newest")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("PASS") == 5 and "my_rankers:Newest: 5 of 5 checks passed" in proc.stdout
+
+
+def test_check_ranker_fails_a_ranker_that_repeats_posts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = check_ranker_command(tmp_path, "my_rankers:Repeats")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL  slates obey the engine's rules over a short run" in proc.stdout
+    assert "broke the slate rule 'duplicate'" in proc.stdout
+    assert "4 of 5 checks passed" in proc.stdout
+
+
+def test_check_ranker_names_an_unknown_ranker(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = check_ranker_command(tmp_path, "no_such_module:Ranker")
+    assert proc.returncode == 2 and "no_such_module" in proc.stderr
 
 
 def test_slate_honours_the_contract(finished: Simulation) -> None:

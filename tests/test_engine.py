@@ -463,6 +463,7 @@ def test_resuming_runs_of_another_version_says_so(tmp_path) -> None:  # type: ig
 
     import pyarrow.parquet as pq
 
+    from sim.results_folder import checksums
     from sim.runner import RunnerError, _git_revision
 
     exp = make_experiment({"world": {"users": 500}, "horizon_days": 0.05, "warmup_hours": 0.5})
@@ -472,13 +473,23 @@ def test_resuming_runs_of_another_version_says_so(tmp_path) -> None:  # type: ig
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["git_revision"] = "0" * 40
     (out / "manifest.json").write_text(json.dumps(manifest))
-    first = out / "runs" / keys[0].run_id(points(exp)) / "posts.parquet"
+    run_dir = out / "runs" / keys[0].run_id(points(exp))
+    first = run_dir / "posts.parquet"
     pq.write_table(pq.read_table(first).drop_columns(["product"]), first)  # as before a column was added
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "files": checksums(run_dir)}))  # intact, as written
     lines: list[str] = []
     with pytest.raises(RunnerError, match=r"posts table has other columns.*different feedsim versions.*--force"):
         Runner(exp, out, jobs=1, progress=lines.append).run(keys)
     if _git_revision() is not None:  # a checkout: the resume names both revisions
         assert any("was started at revision 0000000000" in line for line in lines)
+
+    # A run written before runs recorded their configuration and checksums cannot be checked: redone.
+    (run_dir / "run.json").write_text(json.dumps({k: info[k] for k in ("run_id", "impressions", "wall_s")}))
+    lines.clear()
+    Runner(exp, out, jobs=1, progress=lines.append).run(keys)
+    assert any(f"redoing run {run_dir.name}: it records no configuration or checksums" in line for line in lines)
+    assert "product" in pq.read_schema(first).names
 
 
 def test_more_replicates_keep_the_finished_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]

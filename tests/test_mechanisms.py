@@ -340,13 +340,14 @@ def test_baseline_point_must_name_a_sweep_point() -> None:
 
 
 def test_point_differences_are_paired_by_replicate() -> None:
-    runs = {"ranker": ["a"] * 6, "replicate": [0, 1, 2] * 2, "point": [0, 0, 0, 1, 1, 1],
-            "reach": [10.0, 100.0, 1000.0, 12.0, 120.0, 1200.0]}
+    base = [10.0, 100.0, 1000.0, 30.0, 300.0]  # five replicates: the fewest an interval is given for
+    runs = {"ranker": ["a"] * 10, "replicate": [0, 1, 2, 3, 4] * 2, "point": [0] * 5 + [1] * 5,
+            "reach": base + [1.2 * v for v in base]}
     out = summarise(runs, ["a"], None, np.random.default_rng(0), groups=["point"], base_point=0)
     row = out["point"].index(1)
     assert out["point_rel_mean"][row] == pytest.approx(0.2)
     assert out["point_rel_ci_low"][row] == pytest.approx(0.2)  # every replicate +20%: no spread
-    assert out["point_diff_mean"][row] == pytest.approx((2 + 20 + 200) / 3)
+    assert out["point_diff_mean"][row] == pytest.approx(sum(0.2 * v for v in base) / 5)
     assert out["point_rel_mean"][out["point"].index(0)] == pytest.approx(0.0)
 
 

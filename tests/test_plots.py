@@ -28,13 +28,14 @@ def _run_keys(label: str, rep: int) -> dict[str, Any]:
     return {"run_id": f"{label}-r{rep}", "ranker": label, "replicate": rep}
 
 
-def synthetic(reach: float = 1.0, sellout: bool = True, sweep: bool = False) -> dict[str, pa.Table]:
-    """Result tables for 2 rankers x 2 replicates, ~80 posts per run. ``reach`` scales the content ranker's
-    views (so titles must change with it)."""
+def synthetic(reach: float = 1.0, sellout: bool = True, sweep: bool = False,
+              replicates: int = REPLICATES) -> dict[str, pa.Table]:
+    """Result tables for 2 rankers x ``replicates`` replicates, ~80 posts per run. ``reach`` scales the content
+    ranker's views (so titles must change with it)."""
     rng = np.random.default_rng(3)
     parts: dict[str, list[pa.Table]] = {k: [] for k in ("runs", "focal", "posts", "promotions", "timeseries",
                                                        "impressions")}
-    for rep in range(REPLICATES):
+    for rep in range(replicates):
         for label in LABELS:
             keys = _run_keys(label, rep)
             content = label == "content"
@@ -226,19 +227,20 @@ def test_reach_headline_names_the_headline_posts_author_among_several_tracked(ta
 
 def test_paired_differences_are_seeded_and_paired(tables: dict[str, pa.Table]) -> None:
     runs = tables["runs"]
-    a = plots.paired_differences(runs, LABELS, "follower", SEED)
-    b = plots.paired_differences(runs, LABELS, "follower", SEED)
+    a = plots.paired_differences(runs, LABELS, "follower", plots.seeded_summary(runs, LABELS, "follower", SEED))
+    b = plots.paired_differences(runs, LABELS, "follower", plots.seeded_summary(runs, LABELS, "follower", SEED))
     np.testing.assert_equal(a, b)
     row = next(r for r in a if r["metric"] == "median_daily_watch_min")
     assert row["ranker"] == "content" and row["n"] == REPLICATES
     assert row["mean"] == pytest.approx(11.0)
+    assert np.isnan(row["lo"]) and np.isnan(row["hi"])  # 2 replicates: no interval
 
 
 def test_build_writes_report_and_plots(built: tuple[Path, dict[str, str]]) -> None:
     out, _ = built
     text = (out / "report.md").read_text()
     for needle in ("# toy", "A toy experiment.", "## Setup", "## Headline numbers", "## Reproduce",
-                   "make experiment NAME=toy", "python -m sim run experiments/toy.toml", "Seed 7",
+                   "python -m sim report", "python -m sim run experiments/toy.toml", "Seed 7", "n = 2: no interval",
                    "watch_quality=0.9", "Paired differences versus follower"):
         assert needle in text, needle
     images = re.findall(r"\]\((plots/\w+\.png)\)", text)
@@ -306,3 +308,58 @@ def test_build_handles_a_minimal_experiment(tables: dict[str, pa.Table], tmp_pat
     drawn = set(re.findall(r"\]\(plots/(\w+)\.png\)", text))
     assert drawn == {"view_sources", "views_vs_followers", "inequality"}
     assert "| Metric | follower |" in text
+
+
+def test_ranker_and_channel_colours_never_share_a_hue() -> None:
+    from colorsys import rgb_to_hsv
+
+    def hue(color: str) -> float | None:  # degrees; None for greys (no hue)
+        h, s, _ = rgb_to_hsv(*matplotlib_rgb(color))
+        return None if s < 0.2 else 360 * h
+
+    def matplotlib_rgb(color: str) -> tuple[float, float, float]:
+        from matplotlib.colors import to_rgb
+
+        return to_rgb(color)
+
+    import matplotlib
+
+    stages = [matplotlib.colors.to_hex(matplotlib.colormaps[plots.POOL_CMAP](0.35 + 0.55 * k / 7)) for k in range(8)]
+    channels = [h for h in map(hue, [c for _, _, c in plots.SOURCES] + stages) if h is not None]
+    rankers = [h for h in map(hue, plots.PALETTE) if h is not None]
+    assert len(rankers) == len(plots.PALETTE)  # every ranker colour has a hue; greys are the channels'
+    for a in channels:
+        for b in rankers:
+            assert min(abs(a - b), 360 - abs(a - b)) >= 30, (a, b)
+
+
+def test_footers_state_the_scale_and_pool_labels_their_size(tmp_path: Path) -> None:
+    ctx = plots.Context(experiment="toy", seed=SEED, replicates=2, labels=LABELS, plots_dir=tmp_path, users=50_000,
+                        days=1.0, quick=True, pool_sizes=(300.0, 3000.0))
+    assert "50,000 users · 1 day · 2 replicates per ranker · --quick run" in ctx.footnote()
+    assert ctx.pool_label(1) == "pool 1 · 3,000" and ctx.pool_label(2) == "pool 2"
+    assert "--quick not recorded" in ctx_for(tmp_path).footnote()
+    note = plots.inventory_note(False, False)
+    assert note == "Lines: median across replicates. No run sold out, so no sell-out line."
+
+
+def test_report_reproduces_the_command_and_does_not_claim_the_full_world(tables: dict[str, pa.Table],
+                                                                        tmp_path: Path) -> None:
+    out = write_folder(tmp_path / "toy-quick", tables)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["config"]["description"] = "A toy experiment.\nThe world has 400,000 users."
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    loaded, tabs = report.load(out)
+    ctx = report.context(loaded, tabs["runs"], out / "plots")
+    text = report.markdown(loaded, tabs, ctx, [], out)
+    assert ctx.quick is True  # an older folder: the default --quick folder name
+    assert "400,000" not in text and "`--quick` run: 20,000 users · 0.25 days · 2 replicates" in text
+    assert f"python -m sim run experiments/toy.toml --quick --set world.users=20000 --out {out}" in text
+    assert "20,000 users · 0.25 days · 2 replicates per ranker · --quick run" in text.splitlines()[-1]
+    manifest.update(command="python -m sim run experiments/toy.toml --quick --jobs 1", quick=False)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    loaded, tabs = report.load(out)
+    ctx = report.context(loaded, tabs["runs"], out / "plots")
+    text = report.markdown(loaded, tabs, ctx, [], out)
+    assert "python -m sim run experiments/toy.toml --quick --jobs 1\n" in text and ctx.quick is False
+    assert "The world has 400,000 users." in text  # a full run keeps its description

@@ -26,8 +26,17 @@ def assert_match(fine: dict[str, float], coarse: dict[str, float], like_rel: flo
     assert abs(fine["impressions_per_user"] / coarse["impressions_per_user"] - 1) < impressions_rel, (fine, coarse)
 
 
+def mean(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+
+
 def test_one_second_tick_matches_default_tick() -> None:
-    assert_match(aggregates(1.0, "content", seed=11), aggregates(60.0, "content", seed=11))
+    # A mean over three seeds: on one seed of a world this small, impressions per user and the like
+    # rate move by up to 10% and 20% between any two runs (seeds 1-3 at 3,000 users), so a single
+    # seed sits at the tolerance whatever the tick.
+    seeds = (1, 2, 3)
+    assert_match(mean([aggregates(1.0, "content", s, users=3000) for s in seeds]),
+                 mean([aggregates(60.0, "content", s, users=3000) for s in seeds]))
 
 
 def test_ten_second_tick_matches_default_tick_for_follower_feeds() -> None:
@@ -45,5 +54,4 @@ def test_one_second_tick_matches_default_tick_over_seeds(ranker: str) -> None:
     seeds = (1, 2, 3)
     fine = [aggregates(1.0, ranker, s, users=8000) for s in seeds]
     coarse = [aggregates(60.0, ranker, s, users=8000) for s in seeds]
-    mean = lambda runs: {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}  # noqa: E731
     assert_match(mean(fine), mean(coarse))

@@ -10,7 +10,11 @@ read-only :class:`~sim.state.PlatformState`; then every tick the engine calls
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import os
+import sys
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -132,21 +136,65 @@ def register(cls: type[Ranker]) -> type[Ranker]:
     return cls
 
 
+#: Entry point group through which an installed package offers rankers by short name:
+#: ``[project.entry-points."feedsim.rankers"] my_name = "my_package.module:MyRanker"``.
+ENTRY_POINT_GROUP = "feedsim.rankers"
+
+
 def resolve_ranker(name: str) -> type[Ranker]:
-    """A registered ranker, or a user ranker given as ``'package.module:Class'``."""
+    """The ranker class called ``name``.
+
+    ``'package.module:Class'`` is imported from ``sys.path`` (``PYTHONPATH``, installed packages),
+    then from the working directory.  A short name is looked up in :data:`RANKERS`, then among the
+    ``feedsim.rankers`` entry points of installed packages (a registered name wins).
+    """
     if ":" in name:
         module_name, _, attr = name.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ImportError(f"cannot import ranker module {module_name!r}: {exc}") from exc
-        cls = getattr(module, attr, None)
+        cls = getattr(_import_ranker_module(module_name), attr, None)
         if not (isinstance(cls, type) and issubclass(cls, Ranker)):
             raise AttributeError(f"{name!r} is not a Ranker subclass")
         return cls
-    if name not in RANKERS:
-        raise KeyError(f"unknown ranker {name!r} (known: {', '.join(sorted(RANKERS))})")
-    return RANKERS[name]
+    if name in RANKERS:
+        return RANKERS[name]
+    installed = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    if name not in installed:
+        raise KeyError(f"unknown ranker {name!r} (built in: {', '.join(sorted(RANKERS))}; installed "
+                       f"({ENTRY_POINT_GROUP} entry points): {', '.join(sorted(installed)) or 'none'}; "
+                       f"or give 'module:Class' importable from PYTHONPATH or the working directory)")
+    ep = installed[name]
+    try:
+        cls = ep.load()
+    except Exception as exc:  # a broken plugin may raise anything on import
+        raise ImportError(f"ranker {name!r}: cannot load its entry point {ep.value!r}: {exc!r}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Ranker)):
+        raise AttributeError(f"ranker {name!r}: entry point {ep.value!r} is not a Ranker subclass")
+    return cls
+
+
+def _import_ranker_module(module_name: str) -> ModuleType:
+    """Import a user ranker's module from ``sys.path``, else from the working directory (which a
+    script run from elsewhere does not have on its path); a module found there keeps it on the
+    path, so what it imports later is found too."""
+    top, cwd = module_name.partition(".")[0], os.getcwd()
+    searched = f"(searched PYTHONPATH, the installed packages and the working directory {cwd})"
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != top:  # found, but something it imports is missing
+            raise ImportError(f"cannot import ranker module {module_name!r}: {exc}") from exc
+        if cwd in {os.path.abspath(p or ".") for p in sys.path}:
+            raise ImportError(f"cannot import ranker module {module_name!r}: {exc} {searched}") from exc
+    except ImportError as exc:
+        raise ImportError(f"cannot import ranker module {module_name!r}: {exc}") from exc
+    sys.path.append(cwd)
+    importlib.invalidate_caches()
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == top:
+            sys.path.remove(cwd)
+            raise ImportError(f"cannot import ranker module {module_name!r}: {exc} {searched}") from exc
+        raise ImportError(f"cannot import ranker module {module_name!r}: {exc}") from exc
 
 
 def first_k_valid(candidates: np.ndarray, channels: np.ndarray, valid: np.ndarray, k: int) -> Slate:

@@ -151,7 +151,26 @@ class FollowerRanker(Ranker):
         slate.post_ids[rows, cols] = self._post[idx[rows, cols]]
         slate.channel[rows, cols] = self._channel[idx[rows, cols]]
         self._next[pos] = np.minimum(first + k, end)
+        self._skip_seen(users, pos, first, slate)
         return slate
+
+    def _skip_seen(self, users: np.ndarray, pos: np.ndarray, first: np.ndarray, slate: Slate) -> None:
+        """Rows whose slate holds a post the seen filter now reports (served since the feeds were
+        built, by a sound page or the other half of a hybrid feed; rare) are refilled from further
+        down their feed, passing over every such post."""
+        assert self.state is not None
+        seen = self.state.seen
+        marked = seen.contains(users[:, None], np.maximum(slate.post_ids, 0)) & (slate.post_ids >= 0)
+        for r in np.flatnonzero(marked.any(axis=1)):
+            start, end = int(first[r]), int(self._end[pos[r]])
+            feed = self._post[start:end]
+            keep = np.flatnonzero(~seen.contains(users[r], feed))[: slate.post_ids.shape[1]]
+            slate.post_ids[r] = -1
+            slate.channel[r] = 0
+            slate.post_ids[r, : len(keep)] = feed[keep]
+            slate.channel[r, : len(keep)] = self._channel[start + keep]
+            taken = int(keep[-1]) + 1 if len(keep) == slate.post_ids.shape[1] else end - start
+            self._next[pos[r]] = start + taken
 
 
 @numba.njit(cache=True)

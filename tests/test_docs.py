@@ -1,0 +1,206 @@
+"""The docs: code blocks run, generated pages are up to date, the generator reads results folders right."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import types
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from sim import docs
+from sim.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+#: `python -m sim` commands cheap enough to run from a doc page in the tests.
+CHEAP = re.compile(r"^python -m sim( (list|validate \S+|schema( --results)?|\S+ --help)| --help)$")
+
+
+def blocks(page: Path) -> list[tuple[str, str, str]]:
+    """(language, info words after it, code) for every fenced block of ``page``."""
+    out = []
+    for info, code in FENCE.findall(page.read_text()):
+        lang, _, rest = info.strip().partition(" ")
+        out.append((lang, rest, code))
+    return out
+
+
+CASES = [(page, i, lang, rest, code) for page in PAGES for i, (lang, rest, code) in enumerate(blocks(page))
+         if "no-run" not in rest.split()]
+
+
+def commands(code: str) -> list[str]:
+    """The commands of a bash block: comments dropped, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", code)
+    return [line.split(" #")[0].strip() for line in joined.splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+@pytest.mark.parametrize(("page", "index", "lang", "rest", "code"), CASES,
+                         ids=[f"{c[0].relative_to(ROOT)}#{c[1]}" for c in CASES])
+def test_code_block_runs(page: Path, index: int, lang: str, rest: str, code: str, tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    where = f"{page.relative_to(ROOT)}, code block {index}"
+    if lang == "python":
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.syspath_prepend(str(ROOT))
+        # A module of its own in sys.modules, as a script's would be: dataclasses and pickling look there.
+        module = types.ModuleType("docs_block")
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        exec(compile(code, where, "exec"), module.__dict__)
+    elif lang in ("bash", "sh", "shell", "console"):
+        monkeypatch.chdir(ROOT)
+        for command in commands(code):
+            assert CHEAP.match(command), (
+                f"{where}: `{command}` is not a cheap `python -m sim` command (--help, list, validate, schema); "
+                f"mark the block ```{lang} no-run if it must not run in the tests")
+            try:
+                status = main(command.split()[3:])
+            except SystemExit as exc:  # argparse's --help
+                status = int(exc.code or 0)
+            assert status == 0, f"{where}: `{command}` exited {status}: {capsys.readouterr().err}"
+            assert capsys.readouterr().out.strip(), f"{where}: `{command}` printed nothing"
+    elif lang == "toml":
+        tomllib.loads(code)
+
+
+def test_every_page_has_a_tested_block_convention_documented() -> None:
+    text = (ROOT / "docs" / "README.md").read_text()
+    assert "no-run" in text and "tests/test_docs.py" in text
+
+
+def test_results_schema_page_is_up_to_date() -> None:
+    page = ROOT / "docs" / "results-schema.md"
+    assert page.read_text() == docs.schema_markdown(), "docs/results-schema.md is stale: run `make docs`"
+    for table, columns in docs.SCHEMAS.items():
+        assert f"## {table}\n" in page.read_text()
+        for name, *_ in columns:
+            assert f"| `{name}` |" in page.read_text()
+
+
+def test_readme_is_short_and_links_exist() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert len(text) <= 10_000
+    assert "DESIGN.md" not in text
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text()):
+            if target in ("rankers.md", "api.md", "docs/rankers.md", "docs/api.md"):
+                continue  # written beside these pages by others; linked before they land
+            assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links to missing {target}"
+
+
+def test_generated_blocks_render_without_results(tmp_path: Path) -> None:
+    rendered = docs.render(ROOT, tmp_path / "none")
+    assert "not run yet" in rendered[ROOT / "README.md"]
+    for name, _ in docs.SEED_CASES:
+        assert f"<!-- generated:results:{name} -->" in (ROOT / "docs" / "experiments.md").read_text()
+
+
+TINY = """description = \"\"\"A tiny world for the docs generator.
+Not a seed case.\"\"\"
+seed = 5
+replicates = 2
+horizon_days = 0.05
+warmup_hours = 1.0
+baseline = "follower"
+highlights = ["focal_views", "account.seller.views"]
+
+[world]
+users = 2000
+
+[[world.accounts]]
+name = "seller"
+followers = 20
+topic = "#beautytok"
+
+[[events]]
+name = "clip"
+account = "seller"
+at_hours = 0.0
+quality_quantile = 0.99
+
+[[rankers]]
+name = "content"
+
+[[rankers]]
+name = "follower"
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """results/tiny/ from a real run, and results/tiny-quick/ (a copy) and results/probe/ (not default)."""
+    root = tmp_path_factory.mktemp("docs")
+    (root / "tiny.toml").write_text(TINY)
+    subprocess.run([sys.executable, "-m", "sim", "run", "tiny.toml", "--jobs", "1", "--out", "results/tiny"],
+                   cwd=root, check=True, capture_output=True)
+    shutil.copytree(root / "results" / "tiny", root / "results" / "tiny-quick")
+    shutil.copytree(root / "results" / "tiny", root / "results" / "probe")  # --out elsewhere: left out
+    (root / "results" / "empty").mkdir()
+    return root
+
+
+def test_generator_tables_a_results_folder(tiny_results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tiny_results
+    (root / "docs").mkdir(exist_ok=True)
+    (root / "README.md").write_text("# x\n<!-- generated:seed-cases -->\nold\n<!-- /generated:seed-cases -->\nend\n")
+    (root / "docs" / "experiments.md").write_text("<!-- generated:results:tiny -->\n<!-- /generated:results:tiny -->\n")
+    manifest = json.loads((root / "results" / "tiny" / "manifest.json").read_text())
+    summary = pq.read_table(root / "results" / "tiny" / "summary.parquet").to_pydict()
+
+    def median(ranker: str, metric: str) -> float:
+        return next(m for r, n, m in zip(summary["ranker"], summary["metric"], summary["median"], strict=True)
+                    if r == ranker and n == metric)
+
+    monkeypatch.setattr(docs, "SEED_CASES", (("tiny", "a tiny case"), ("absent", "never run")))
+    monkeypatch.chdir(root)
+    assert main(["docs", "--check"]) == 1  # README, experiments.md and both pages out of date
+    assert main(["docs"]) == 0
+    assert main(["docs", "--check"]) == 0  # the same folders give the same text
+    readme = (root / "README.md").read_text()
+    content, follower = median("content", "focal_views"), median("follower", "focal_views")
+    row = (f"| a tiny case | `tiny` | `focal_views` | content {docs.number('focal_views', content)} · follower "
+           f"{docs.number('focal_views', follower)} | full: 2,000 users, 0.05 d, 2 rep., "
+           f"`{manifest['git_revision'][:10]}` |")
+    assert row in readme.splitlines()
+    assert "| never run | `absent` | not run yet |" in readme
+    assert "old" not in readme and readme.endswith("<!-- /generated:seed-cases -->\nend\n")
+    results = (root / "docs" / "results.md").read_text()
+    assert "`results/tiny/` (full): 2,000 users, 0.05 days, 2 replicates per ranker, 4 runs" in results
+    assert "`results/tiny-quick/` (quick)" in results and 'ARGS="--quick"' in results
+    assert "probe" not in results and "empty" not in results
+    # per folder: 2 rankers x 2 highlights without an interval, and content's 2 paired differences
+    assert results.count("| n = 2: no interval |") == 2 * (2 * 2)
+    assert results.count("(n = 2: no interval)") == 2 * 2
+    assert "| `account.seller.views` | content |" in results
+    experiments = (root / "docs" / "experiments.md").read_text()
+    assert experiments.count("`results/tiny") == 2
+    assert (root / "docs" / "results-schema.md").read_text() == docs.schema_markdown()
+
+
+def test_generator_errors_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "README.md").write_text("<!-- generated:nonsense -->\n<!-- /generated:nonsense -->\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["docs"]) == 2
+    assert "README.md: unknown generated block 'nonsense'" in capsys.readouterr().err
+    (tmp_path / "README.md").write_text("<!-- generated:seed-cases -->\nno end marker\n")
+    assert main(["docs"]) == 2
+    assert "README.md: no <!-- generated:seed-cases -->" in capsys.readouterr().err
+
+
+def test_number_formats() -> None:
+    assert docs.number("focal_reach_ratio", 1264.4) == "1,264"
+    assert docs.number("focal_reach_ratio", 0.8) == "0.8"
+    assert docs.number("focal_reach_share", 0.2213) == "22.1%"
+    assert docs.number("sounds.named.top_decile_via_others", 0.75) == "75%"
+    assert docs.number("focal_sellout_hours", None) == "—"
+    assert docs.number("focal_sellout_hours", float("nan")) == "—"
