@@ -53,7 +53,7 @@ bench: setup
 # calibrated defaults have changed since), then rebuild the table.
 calibrate: setup
 	$(BIN)/python -m sim run experiments/calibration.toml --out results/calibration --force $(ARGS)
-	$(BIN)/python -m sim.calibrate results/calibration
+	$(BIN)/python -m sim.analysis.calibrate results/calibration
 
 lint: setup
 	$(BIN)/ruff check sim tests

@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from sim.batch.runner import EXECUTORS, Interrupted, Runner, RunnerError, RunOutcome, plan, summary_lines
 from sim.config import (
     ConfigError,
     check_memory,
@@ -19,7 +20,6 @@ from sim.config import (
     points,
     reference,
 )
-from sim.runner import EXECUTORS, Interrupted, Runner, RunnerError, RunOutcome, plan, summary_lines
 
 EXPERIMENTS = Path("experiments")
 

@@ -10,7 +10,7 @@
     results.manifest["config"]       # the configuration as resolved
 
 :func:`run` writes the same results folder as ``python -m sim run`` (the same
-:class:`~sim.runner.Runner`, so the same bytes for the same configuration), and
+:class:`~sim.batch.runner.Runner`, so the same bytes for the same configuration), and
 resumes a folder that is already there.  :func:`load` opens a finished folder.
 
 Failed runs: :func:`run` raises :class:`RunsFailed`, which names every failed
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from sim.batch.runner import TABLES, Runner, RunOutcome, plan
 from sim.config import Experiment, apply_overrides, check_memory, parse, points, quick_overrides, to_dict
 from sim.config import load as read_experiment
-from sim.runner import TABLES, Runner, RunOutcome, plan
 
 if TYPE_CHECKING:
     import pandas

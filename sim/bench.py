@@ -157,7 +157,7 @@ def scaling(days: float, out: Path) -> list[dict[str, Any]]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(rows, indent=2))
     try:
-        from sim.plots import bench_scaling
+        from sim.report.figures import bench_scaling
     except ImportError:
         return rows
     bench_scaling(rows, out / "scaling")
@@ -176,8 +176,8 @@ def jobs_experiment(runs: int, users: int, days: float, seed: int = 7) -> Experi
 def jobs_scaling(runs: int, users: int, days: float) -> list[dict[str, Any]]:
     """The same batch through the runner with ``--jobs 1`` and with every core this process may use;
     wall clock of the whole batch (runs, combined tables, summary) into a temporary folder."""
+    from sim.batch.runner import Runner, plan
     from sim.config import points
-    from sim.runner import Runner, plan
 
     exp = jobs_experiment(runs, users, days)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

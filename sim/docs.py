@@ -10,7 +10,7 @@
 - the blocks between ``<!-- generated:KEY -->`` and ``<!-- /generated:KEY -->`` in ``README.md``
   (``KEY = seed-cases``), ``docs/experiments.md`` (``KEY = results:<name>``) and
   ``docs/calibration.md`` (``results:calibration``; ``calibration-references``: the published figures
-  of :mod:`sim.calibrate`).
+  of :mod:`sim.analysis.calibrate`).
 
 Nothing here runs a simulation or reads a clock, so the same folders give the same text; ``--check``
 reports the files that are out of date instead of writing them.
@@ -232,10 +232,10 @@ def folder_section(folder: Folder) -> str:
                 f"| `{metric}` | {s['ranker'][i]} |" + (f" {labels[i]} |" if sweep else "")
                 + f" {number(metric, s['median'][i])} | {number(metric, s['mean'][i])} | "
                 + f"{_interval(metric, s['n'][i], s['ci_low'][i], s['ci_high'][i])} | {diff} |")
-    calibration = folder.path / "calibration.md"  # written by `make calibrate` (python -m sim.calibrate)
+    calibration = folder.path / "calibration.md"  # written by `make calibrate` (python -m sim.analysis.calibrate)
     if calibration.exists():
         body = [line for line in calibration.read_text().splitlines() if not line.startswith("#")]
-        lines += ["", "Calibration table (`python -m sim.calibrate`):", "", *body]
+        lines += ["", "Calibration table (`python -m sim.analysis.calibrate`):", "", *body]
     claims = folder.path / "claims.parquet"
     if claims.exists():
         lines += ["", "Claims (`claims.parquet`):", "", *_plain_table(pq.read_table(claims).to_pydict())]
@@ -312,8 +312,8 @@ def experiment_block(found: dict[str, list[Folder]], name: str) -> str:
 
 
 def calibration_references() -> str:
-    """The published figures the calibration table judges the model against, from ``sim.calibrate``."""
-    from sim import calibrate
+    """The published figures the calibration table judges the model against, from ``sim.analysis.calibrate``."""
+    from sim.analysis import calibrate
 
     def band(lo: float | None, hi: float | None, unit: str) -> str:
         if lo is None and hi is None:

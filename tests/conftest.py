@@ -15,8 +15,8 @@ import pytest
 
 from sim.config import Experiment, parse
 from sim.engine import Simulation
-from sim.state import PlatformState, SeenFilter
-from sim.world import Posts, Products, Users, World, edges_to_csr
+from sim.model.state import PlatformState, SeenFilter
+from sim.model.world import Posts, Products, Users, World, edges_to_csr
 
 # A small but lively world: enough posts that feeds do not run dry at once.
 TINY: dict[str, Any] = {

@@ -19,7 +19,7 @@ def test_bench_table_and_engine_on_a_tiny_world() -> None:
 
 
 def test_scaling_plot_is_written(tmp_path) -> None:
-    from sim.plots import bench_scaling
+    from sim.report.figures import bench_scaling
 
     rows = [{"users": u, "impressions_per_s": 100 + u // 1000, "follower_impressions_per_s": 50,
              "floor_impressions_per_s": 1000, "peak_rss_mb": u / 1000} for u in (50_000, 100_000)]

@@ -1,4 +1,4 @@
-"""The calibration table (sim.calibrate) built from a tiny finished experiment."""
+"""The calibration table (sim.analysis.calibrate) built from a tiny finished experiment."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from sim import calibrate, metrics
-from sim.runner import Runner, plan
+from sim.analysis import calibrate, metrics
+from sim.batch.runner import Runner, plan
 from tests.conftest import make_experiment
 
 

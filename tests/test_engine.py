@@ -11,11 +11,11 @@ import pyarrow.compute as pc
 import pytest
 from conftest import SCENARIO, add_posts, hand_state, hand_world, make_experiment, run_simulation, spec_of
 
+from sim.batch.runner import TABLES, Runner, plan
 from sim.config import ConfigError, points
 from sim.engine import RunStopped, Simulation
 from sim.rankers.base import POOL, Feedback
 from sim.rankers.content import ContentParams, ContentRanker
-from sim.runner import TABLES, Runner, plan
 
 COUNTERS = ("likes", "comments", "shares", "follows", "purchases", "completions")
 CHANNEL_VIEWS = ("views_following", "views_reshare", "views_pool", "views_explore", "views_other")
@@ -463,8 +463,8 @@ def test_resuming_runs_of_another_version_says_so(tmp_path) -> None:  # type: ig
 
     import pyarrow.parquet as pq
 
-    from sim.results_folder import checksums
-    from sim.runner import RunnerError, _git_revision
+    from sim.batch.folder import checksums
+    from sim.batch.runner import RunnerError, _git_revision
 
     exp = make_experiment({"world": {"users": 500}, "horizon_days": 0.05, "warmup_hours": 0.5})
     keys = plan(points(exp))

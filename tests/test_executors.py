@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sim.__main__ import main
+from sim.batch.runner import TABLES, Runner, RunnerError, plan
 from sim.config import load, points
-from sim.runner import TABLES, Runner, RunnerError, plan
 
 TINY_TOML = """\
 seed = 9
@@ -214,7 +214,7 @@ def test_serial_ctrl_c_stops_the_run_at_its_next_tick(tiny_file: Path, tmp_path:
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C in a serial batch sets a flag the run checks each tick (a KeyboardInterrupt raised
     inside numba's compiler is swallowed or crashes the process); the batch then stops."""
-    import sim.runner as runner
+    import sim.batch.runner as runner
 
     real = runner._execute_safely
     stopped: list[str | None] = []

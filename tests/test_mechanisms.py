@@ -8,13 +8,13 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SCENARIO, make_experiment, run_simulation, spec_of
 
-from sim import behavior
+from sim.analysis.metrics import summarise
+from sim.batch.runner import Runner, plan
 from sim.config import BehaviorConfig, ConfigError, apply_overrides, parse
 from sim.engine import SOUND_PAGE_WIDTH, Simulation
-from sim.metrics import summarise
+from sim.model import behavior
+from sim.model.world import build_world
 from sim.rankers.base import EXPLORE, SOUND, Feedback
-from sim.runner import Runner, plan
-from sim.world import build_world
 
 SONG = {
     "world": {"accounts": [{"name": "artist", "followers": 10, "topic": "#musictok", "posting_rate": 0.0}]},
@@ -32,7 +32,7 @@ def content_sim_with_two_posts(*changes: dict) -> tuple[Simulation, np.ndarray]:
     """A content-ranker simulation, not run, with two fresh posts that have entered stage 0."""
     exp = make_experiment(*changes)
     sim = Simulation(exp, spec_of(exp, "content"), 0)
-    sim.ranker.start(sim.state)
+    sim.ranker.start(sim.model.state)
     ids = sim.add_posts({"author": np.array([5, 6]), "topic": np.zeros(2, int), "quality": np.zeros(2),
                          "authenticity": np.ones(2), "length_s": np.full(2, 30.0)}, 0.0)
     sim.ranker.review(0.0)  # both enter stage 0
@@ -584,8 +584,8 @@ def test_an_adopted_sound_reaches_listeners_through_other_creators_posts(duet_ru
 
 
 def test_highlights_are_plotted_first_and_presentation_keys_do_not_change_the_config_hash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sim.batch.runner import config_hash
     from sim.report import build
-    from sim.runner import config_hash
 
     change = {"horizon_days": 0.1, "world": {"users": 1500}}
     exp = make_experiment(SONG, change, {"highlights": ["account.artist.follower_growth"]})

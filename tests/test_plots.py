@@ -15,8 +15,9 @@ import pytest
 
 pytest.importorskip("matplotlib")  # the optional 'plots' extra (installed with 'dev')
 
-from sim import plots, report  # noqa: E402
+from sim import report
 from sim.recording import make_table  # noqa: E402
+from sim.report import figures as plots  # noqa: E402
 
 LABELS = ("content", "follower")
 SEED = 7

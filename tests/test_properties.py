@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.behavior import allocate_stock
-from sim.metrics import gini
-from sim.state import Rings, SeenFilter
+from sim.analysis.metrics import gini
+from sim.model.behavior import allocate_stock
+from sim.model.state import Rings, SeenFilter
 
 N_USERS = 12
 

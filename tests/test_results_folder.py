@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sim.__main__ import main
-from sim.results_folder import FORMAT, FolderError, FolderLock
+from sim.batch.folder import FORMAT, FolderError, FolderLock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -225,7 +225,7 @@ def test_stale_temporary_folders_are_cleared(tiny: Path, clean: Path, capsys: py
 
 def test_a_full_disk_while_combining_leaves_no_half_table(tiny: Path, clean: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    import sim.runner as runner
+    import sim.batch.runner as runner
 
     real = runner.write_parquet
 
@@ -253,7 +253,7 @@ def test_a_second_batch_on_a_locked_folder_refuses_naming_the_holder(tiny: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     (tiny.parent / "out").mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from sim.results_folder import FolderLock; "
+                               "from sim.batch.folder import FolderLock; "
                                "FolderLock(Path('out')).acquire('python -m sim run other.toml'); "
                                "print('held', flush=True); time.sleep(120)"],
                               cwd=tiny.parent, env=env(), stdout=subprocess.PIPE, text=True)

@@ -9,10 +9,10 @@ import pytest
 from conftest import make_experiment
 
 from sim.engine import Simulation
+from sim.model.state import SeenFilter
 from sim.rankers.base import EXPLORE, POOL, Ranker, Slate
 from sim.rankers.baselines import RandomRanker
 from sim.rankers.contract import RULES, RankerError, SlateError, check_slate
-from sim.state import SeenFilter
 
 AUTHOR = np.array([0, 1, 2, 3, 4, 5, 6, 7], dtype=np.int32)  # post p is by user p
 

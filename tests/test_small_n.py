@@ -16,16 +16,17 @@ from conftest import SCENARIO, make_experiment
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import metrics
+from sim.analysis import metrics
+from sim.batch.runner import TABLES, Runner, plan
 from sim.config import points
 from sim.recording import SCHEMAS
-from sim.runner import TABLES, Runner, plan
 
 pytest.importorskip("matplotlib")
 
 from test_plots import LABELS, SEED, synthetic, write_folder  # noqa: E402
 
-from sim import plots, report  # noqa: E402
+from sim import report
+from sim.report import figures as plots  # noqa: E402
 
 # --------------------------------------------------------------------------- metrics
 

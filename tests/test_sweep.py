@@ -8,11 +8,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from sim import plots
+from sim.analysis.metrics import bootstrap_ci
+from sim.batch.runner import Runner, plan
 from sim.config import ConfigError, parse, points, quick_overrides, sweep_points
-from sim.metrics import bootstrap_ci
 from sim.report import _conversion_section, pooled_conversion_slope, reference_point
-from sim.runner import Runner, plan
+from sim.report import figures as plots
 
 
 def tiny(**extra):

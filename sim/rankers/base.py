@@ -2,7 +2,7 @@
 
 A ranker is built from its validated ``Params`` and its own ``Generator``
 (constructors store, they do no work); :meth:`Ranker.start` hands it the
-read-only :class:`~sim.state.PlatformState`; then every tick the engine calls
+read-only :class:`~sim.model.state.PlatformState`; then every tick the engine calls
 :meth:`Ranker.review` once and, for each round of the tick's sessions,
 :meth:`Ranker.rank` and :meth:`Ranker.observe`.
 """
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 if TYPE_CHECKING:
-    from sim.state import PlatformState
+    from sim.model.state import PlatformState
 
 # Channel codes (int8), one per impression: where the view came from.
 FOLLOWING = 0  # a followed account's post in a follower feed (or mixed into For You)

@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from sim.config import knob
+from sim.model.state import bloom_probe
 from sim.rankers.base import (
     EXPLORE,
     FOLLOWING,
@@ -41,7 +42,6 @@ from sim.rankers.base import (
     Slate,
     register,
 )  # fmt: skip
-from sim.state import bloom_probe
 
 IN_POOL_NONE = -1  # not (or no longer) in a pool
 

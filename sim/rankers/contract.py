@@ -12,7 +12,7 @@ example.  The rules, in the order they are checked:
 ``duplicate``   no post twice within one row
 ``seen``        no post that ``state.seen.contains(user, post)`` reports when ``rank`` is called
 
-"Seen" is defined by the platform's own record, :class:`~sim.state.SeenFilter`: a Bloom filter
+"Seen" is defined by the platform's own record, :class:`~sim.model.state.SeenFilter`: a Bloom filter
 with no false negatives, so every post a user was shown is caught (one probe per slot) and nobody
 sees a post twice.  Its few false positives are posts the platform treats as seen, so a ranker
 must skip them too: it asks ``state.seen`` at the time it ranks, not earlier in the tick (the
@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 import numba
 import numpy as np
 
+from sim.model.state import bloom_probe
 from sim.rankers.base import CHANNEL_NAMES, Feedback, Ranker, Slate, resolve_ranker
-from sim.state import bloom_probe
 
 if TYPE_CHECKING:
-    from sim.state import SeenFilter
+    from sim.model.state import SeenFilter
 
 #: Known channel codes as a lookup table indexed by the code's byte (``channel.view(np.uint8)``).
 KNOWN_CHANNEL = np.zeros(256, dtype=bool)

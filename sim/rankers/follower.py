@@ -8,8 +8,8 @@ import numba
 import numpy as np
 
 from sim.config import knob
+from sim.model.state import bloom_probe
 from sim.rankers.base import FOLLOWING, OTHER, RESHARE, Ranker, Slate, duplicate_in_row, register
-from sim.state import bloom_probe
 
 SUGGESTION_POOL = 32  # most popular recent posts per topic that suggestions are taken from
 

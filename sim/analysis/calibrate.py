@@ -1,6 +1,6 @@
 """The calibration table: the default model's aggregates beside published figures.
 
-``python -m sim.calibrate [RESULTS_DIR]`` reads a finished experiment's results folder
+``python -m sim.analysis.calibrate [RESULTS_DIR]`` reads a finished experiment's results folder
 (default ``results/calibration``, made by ``make calibrate`` from
 ``experiments/calibration.toml``), and writes ``calibration.md`` (a markdown table) and
 ``calibration.json`` (the same rows, machine-readable, with every run's values) into it.
@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from sim import metrics
+from sim.analysis import metrics
 from sim.config import DAY
 
 RANKERS = ("content", "follower")
@@ -369,7 +369,7 @@ def write(out: Path, rows: list[Row]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) > 1 or (args and args[0] in ("-h", "--help")):
-        print("usage: python -m sim.calibrate [RESULTS_DIR]   (default results/calibration)")
+        print("usage: python -m sim.analysis.calibrate [RESULTS_DIR]   (default results/calibration)")
         return 0 if args and args[0] in ("-h", "--help") else 2
     out = Path(args[0] if args else "results/calibration")
     if not (out / "runs.parquet").exists():

@@ -51,19 +51,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from sim import metrics
-from sim.config import (
-    Experiment,
-    Point,
-    RankerSpec,
-    estimate_peak_bytes,
-    format_bytes,
-    machine_memory_bytes,
-    points,
-    to_dict,
-)
-from sim.recording import make_table, sweep_field
-from sim.results_folder import (
+from sim.analysis import metrics
+from sim.batch.folder import (
     FORMAT,
     FolderError,
     check_place,
@@ -74,7 +63,18 @@ from sim.results_folder import (
     read_manifest,
     verify_run,
 )
-from sim.rng import stream_seed
+from sim.config import (
+    Experiment,
+    Point,
+    RankerSpec,
+    estimate_peak_bytes,
+    format_bytes,
+    machine_memory_bytes,
+    points,
+    to_dict,
+)
+from sim.model.rng import stream_seed
+from sim.recording import make_table, sweep_field
 
 TABLES = ("runs", "focal", "posts", "promotions", "timeseries", "measures")
 
@@ -169,7 +169,7 @@ def execute(point: Point, key: RunKey, run_dir: Path, run_id: str, digest: str =
 
     ``digest`` is the batch's configuration hash; ``run.json`` records it beside a checksum of
     every file, so that a resume keeps the run only for this configuration and only intact
-    (:func:`sim.results_folder.verify_run`).  ``stop``: see :meth:`sim.engine.Simulation.run`."""
+    (:func:`sim.batch.folder.verify_run`).  ``stop``: see :meth:`sim.engine.Simulation.run`."""
     from sim.engine import Simulation
 
     spec: RankerSpec = point.exp.rankers[key.ranker]
@@ -657,7 +657,7 @@ class Runner:
         Raises
         ------
         RunnerError
-            The folder may not be written (:func:`sim.results_folder.check_place`), is in use by
+            The folder may not be written (:func:`sim.batch.folder.check_place`), is in use by
             another batch, holds another configuration (without ``force``), or cannot be written.
         Interrupted
             Ctrl-C or SIGTERM stopped the batch; finished runs are kept.
@@ -825,7 +825,7 @@ def measure_columns(run_ids: list[str], measures: dict[str, list[Any]]) -> dict[
 
 def _bootstrap_rng(exp: Experiment) -> np.random.Generator:
     """The one bootstrap's generator (the experiment's named ``bootstrap`` stream); the report uses
-    the same through :func:`sim.metrics.summarise` where a folder has no summary.parquet."""
+    the same through :func:`sim.analysis.metrics.summarise` where a folder has no summary.parquet."""
     return np.random.Generator(np.random.PCG64(stream_seed(exp.seed, 0, "bootstrap")))
 
 

@@ -23,10 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sim import metrics, plots
+from sim.analysis import metrics
+from sim.batch.runner import measure_columns
+from sim.model.rng import streams
 from sim.recording import SCHEMAS, make_table, schema, sweep_field
-from sim.rng import streams
-from sim.runner import measure_columns
+from sim.report import figures as plots
 
 REQUIRED = ("runs", "focal", "posts", "promotions", "timeseries")
 #: Columns added after results were first written: older folders still report, with nulls there.
@@ -197,7 +198,7 @@ def reference_values(runs: pa.Table, config: dict[str, Any]) -> dict[str, Any]:
 
 def summary_table(runs: pa.Table, config: dict[str, Any], seed: int) -> pa.Table:
     """The ``summary.parquet`` of these runs (measure columns included), made as the runner makes it:
-    the same :func:`sim.metrics.summarise` and the same bootstrap stream, so a folder without one (written
+    the same :func:`sim.analysis.metrics.summarise` and the same bootstrap stream, so a folder without one (written
     before it existed) still gets the intervals the runner would have written."""
     labels = [str(r.get("label") or r.get("name")) for r in config.get("rankers", [])]
     groups = sorted(c for c in runs.column_names if c.startswith("sweep_"))
@@ -547,8 +548,8 @@ def pooled_conversion_slope(posts: pa.Table, ranker: str, seed: int, min_views: 
     slope and a 95% bootstrap interval that resamples whole replicates (posts of one run are not
     independent), drawn from the experiment's ``bootstrap`` stream.  Posts without ``views_in_stock``
     (written before it existed) use all views.  Returns (slope, low, high, posts): the slope is nan with
-    fewer than :data:`sim.metrics.MIN_SLOPE_POINTS` posts, the interval with fewer than
-    :data:`sim.metrics.MIN_REPLICATES` replicates."""
+    fewer than :data:`sim.analysis.metrics.MIN_SLOPE_POINTS` posts, the interval with fewer than
+    :data:`sim.analysis.metrics.MIN_REPLICATES` replicates."""
     if "product" not in posts.column_names:
         return float("nan"), float("nan"), float("nan"), 0
     offered = posts["views"]

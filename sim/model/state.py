@@ -16,8 +16,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from sim.graph import release_free_heap, row_contains
-from sim.world import Posts, World
+from sim.model.graph import release_free_heap, row_contains
+from sim.model.world import Posts, World
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)

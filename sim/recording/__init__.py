@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from sim import metrics
+from sim.analysis import metrics
 from sim.config import DAY
+from sim.model.rng import streams
+from sim.model.world import NO_ID
 from sim.rankers.base import CHANNEL_NAMES, FOLLOWING, POOL, RESHARE, Feedback, PoolDecisions
-from sim.rng import streams
-from sim.world import NO_ID
 
 if TYPE_CHECKING:
     from sim.config import Experiment, PlantedAccount
     from sim.engine import Simulation
-    from sim.world import Posts, World
+    from sim.model.world import Posts, World
 
 Column = tuple[str, pa.DataType, str, str]
 
@@ -118,7 +118,7 @@ SCHEMAS: dict[str, list[Column]] = {
         ("kind", pa.string(), "", "account (planted) | account_formats (planted, world.formats) | sound (named) | "
                                   "sounds (all named) | product | products (all products) | topic | listening"),
         ("entity", pa.string(), "", "name from the experiment file"),
-        ("metric", pa.string(), "", "see MEASURES in sim/recording.py (python -m sim schema --results)"),
+        ("metric", pa.string(), "", "see MEASURES in sim.recording (python -m sim schema --results)"),
         ("value", pa.float64(), "", "value at the horizon (null: undefined, e.g. no duet yet)"),
     ],
     "promotions": KEYS + [
@@ -179,7 +179,7 @@ def field(name: str, dtype: pa.DataType, unit: str, meaning: str) -> pa.Field:
 
 
 def sweep_field(column: str, dtype: pa.DataType) -> pa.Field:
-    """The field of a ``sweep_<key>`` column (see ``sim.runner.sweep_columns``)."""
+    """The field of a ``sweep_<key>`` column (see ``sim.batch.runner.sweep_columns``)."""
     return field(column, dtype, "", "the sweep point's value of the experiment key this column is named after "
                                     "(dots and brackets as underscores)")
 

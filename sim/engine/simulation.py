@@ -17,15 +17,15 @@ from contextlib import contextmanager
 import numpy as np
 import simpy
 
-from sim import behavior
 from sim.config import DAY, Experiment, RankerSpec
+from sim.model import behavior
+from sim.model.rng import streams
+from sim.model.state import PlatformState, SeenFilter
+from sim.model.world import NO_ID, Posts, Sounds, World, build_world, draw_posts, quality_at_quantile
 from sim.rankers import Feedback, Ranker, resolve_ranker
 from sim.rankers.base import SOUND, Slate, channel_group, duplicate_in_row, first_k_valid
 from sim.rankers.contract import RankerError, check_slate
 from sim.recording import Recorder
-from sim.rng import streams
-from sim.state import PlatformState, SeenFilter
-from sim.world import NO_ID, Posts, Sounds, World, build_world, draw_posts, quality_at_quantile
 
 FIRST_SLATE = 8
 MAX_SLATE = 64

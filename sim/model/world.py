@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from scipy.special import ndtri
 
 from sim.config import Experiment, PlantedAccount, WorldConfig
-from sim.graph import csr_from_edges, csr_pattern
+from sim.model.graph import csr_from_edges, csr_pattern
 
 NO_ID = -1
 

@@ -35,8 +35,8 @@ from matplotlib.colors import LinearSegmentedColormap, to_rgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
-from sim import metrics  # noqa: E402
-from sim.rng import streams  # noqa: E402
+from sim.analysis import metrics  # noqa: E402
+from sim.model.rng import streams  # noqa: E402
 
 # Okabe-Ito, colour-blind safe; ranker i in the experiment file gets PALETTE[i].  Rankers take the
 # hues; channels (SOURCES, pool stages) take greys and purples, which no ranker uses, so a colour in a
@@ -186,7 +186,7 @@ Summary = dict[tuple[str, str], dict[str, Any]]
 
 
 def summary_rows(summary: pa.Table | dict[str, list] | None, point: dict[str, Any] | None = None) -> Summary:
-    """The rows of a summary table (``summary.parquet``, or :func:`sim.metrics.summarise` columns) at one
+    """The rows of a summary table (``summary.parquet``, or :func:`sim.analysis.metrics.summarise` columns) at one
     sweep ``point`` (``{sweep column: value}``; None or empty: every row, for an experiment without a
     sweep), keyed by (ranker, metric)."""
     if summary is None:
@@ -216,7 +216,7 @@ def _num(x: Any) -> float:
 def paired_differences(runs: pa.Table, labels: Sequence[str], baseline: str, summary: Summary,
                        metric_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Ranker minus baseline per replicate (same sweep point): the mean and bootstrap CI from
-    ``summary`` (:func:`summary_rows`; null CI below :data:`sim.metrics.MIN_REPLICATES` pairs), the
+    ``summary`` (:func:`summary_rows`; null CI below :data:`sim.analysis.metrics.MIN_REPLICATES` pairs), the
     number of pairs counted from ``runs``.
 
     One row per (ranker, metric), rankers in ``labels`` order then metrics in order:
@@ -1158,7 +1158,7 @@ def forest(runs: pa.Table, ctx: Context, summary: Summary | None = None, metric_
     does when None), so the figure prints the intervals the summary and the report print.
 
     One row per metric, each on its own axis (units differ); the interval is
-    written out on the right.  Below :data:`sim.metrics.MIN_REPLICATES` pairs there are no intervals
+    written out on the right.  Below :data:`sim.analysis.metrics.MIN_REPLICATES` pairs there are no intervals
     and the headline counts nothing."""
     with _styled():
         labels = ctx.ordered(list(map(str, column(runs, "ranker"))))

@@ -1,0 +1,1 @@
+"""Tables in, tables out: metrics, the one bootstrap, paired differences, calibration."""

@@ -1,0 +1,1 @@
+"""Batches of runs: the plan, where runs go (executors), the results folder and its lock."""

@@ -1,0 +1,2 @@
+"""The model as data and pure functions: random streams, the world, the follow graph, the platform
+state rankers read, and behaviour."""
