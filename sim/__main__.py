@@ -8,7 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from sim.batch.runner import EXECUTORS, Interrupted, Runner, RunnerError, RunOutcome, plan, summary_lines
+from sim.batch.overview import summary_lines
+from sim.batch.runner import EXECUTORS, Interrupted, Runner, RunnerError, RunOutcome, plan
 from sim.config import (
     ConfigError,
     check_memory,
@@ -151,12 +152,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
         return 0
     from sim.rankers import RANKERS
 
-    for key, tp, default, rng, desc in reference():
-        print(f"{key:<42}{tp:<16}{default:<22}{rng:<16}{desc}")
+    for key, tp, default, valid_range, desc in reference():
+        print(f"{key:<42}{tp:<16}{default:<22}{valid_range:<16}{desc}")
     for name, cls in sorted(RANKERS.items()):
         print(f"\nrankers params for name = \"{name}\"")
-        for key, tp, default, rng, desc in reference(cls.Params, "params"):
-            print(f"  {key:<40}{tp:<16}{default:<22}{rng:<16}{desc}")
+        for key, tp, default, valid_range, desc in reference(cls.Params, "params"):
+            print(f"  {key:<40}{tp:<16}{default:<22}{valid_range:<16}{desc}")
     return 0
 
 

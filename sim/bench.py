@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from sim.config import Experiment, RankerSpec, parse
+from sim.model.rng import streams
 
 FLOOR_POSTS = 200_000
 FLOOR_DIM = 32
@@ -33,8 +34,9 @@ FLOOR_SLATE = 8
 
 
 def floor_kernel(seconds: float = 3.0, seed: int = 0) -> float:
-    """Impressions per second of the floor kernel, run for about ``seconds``."""
-    rng = np.random.default_rng(seed)
+    """Impressions per second of the floor kernel, run for about ``seconds``; its synthetic posts and
+    sessions are drawn from the ``bench`` stream of ``seed`` (:mod:`sim.model.rng`)."""
+    rng = streams(seed, 0)["bench"]
     n_topics = 20
     vectors = rng.standard_normal((FLOOR_POSTS, FLOOR_DIM), dtype=np.float32)
     topic_of_post = rng.integers(0, n_topics, FLOOR_POSTS)
@@ -71,6 +73,8 @@ def bench_experiment(users: int, days: float, seed: int = 7) -> Experiment:
 
 
 def run_engine(exp: Experiment, spec: RankerSpec) -> dict[str, float]:
+    """One run of ``spec`` on replicate 0: impressions, wall-clock and setup seconds, the slate checks'
+    seconds, impressions and events per second."""
     from sim.engine import Simulation
 
     started = time.perf_counter()
@@ -88,6 +92,7 @@ def run_engine(exp: Experiment, spec: RankerSpec) -> dict[str, float]:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports ``ru_maxrss`` in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -130,6 +135,7 @@ def bench(users: int, days: float) -> dict[str, Any]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    """:func:`bench` rows as a fixed-width text table, one line per size."""
     head = f"{'users':>10}{'days':>6}{'content imp/s':>15}{'follower imp/s':>16}{'floor imp/s':>14}" \
            f"{'ratio':>8}{'peak MB':>9}{'setup s':>9}"
     lines = [head]
@@ -164,7 +170,6 @@ def scaling(days: float, out: Path) -> list[dict[str, Any]]:
     return rows
 
 
-
 def jobs_experiment(runs: int, users: int, days: float, seed: int = 7) -> Experiment:
     """``runs`` copies of the content ranker under distinct labels, one replicate: the runs share the
     world and arrivals, so every run does the same work."""
@@ -176,7 +181,8 @@ def jobs_experiment(runs: int, users: int, days: float, seed: int = 7) -> Experi
 def jobs_scaling(runs: int, users: int, days: float) -> list[dict[str, Any]]:
     """The same batch through the runner with ``--jobs 1`` and with every core this process may use;
     wall clock of the whole batch (runs, combined tables, summary) into a temporary folder."""
-    from sim.batch.runner import Runner, plan
+    from sim.batch.plan import plan
+    from sim.batch.runner import Runner
     from sim.config import points
 
     exp = jobs_experiment(runs, users, days)
@@ -195,6 +201,7 @@ def jobs_scaling(runs: int, users: int, days: float) -> list[dict[str, Any]]:
 
 
 def jobs_table(rows: list[dict[str, Any]]) -> str:
+    """:func:`jobs_scaling` rows as a fixed-width text table, one line per job count."""
     lines = [f"{'jobs':>5}{'runs':>6}{'users':>10}{'days':>6}{'wall s':>9}{'runs/s':>9}{'impressions/s':>15}"
              f"{'speedup':>9}"]
     for r in rows:

@@ -71,13 +71,15 @@ class Folder:
     rankers: tuple[str, ...]
     summary: dict[str, list[Any]]
     description: str
+    wall_s: float | None = None  # the last batch's wall-clock seconds (a resumed batch: its own part)
+    jobs: int | None = None
 
 
 # --------------------------------------------------------------------------- reading
 
 
 def _users(config: dict[str, Any], sweep_points: list[dict[str, Any]]) -> str:
-    swept = sorted({int(p["world.users"]) for p in sweep_points if "world.users" in p})
+    swept = sorted({int(point["world.users"]) for point in sweep_points if "world.users" in point})
     if len(swept) > 1:
         return f"{swept[0]:,}–{swept[-1]:,}"
     return f"{int(swept[0] if swept else config['world']['users']):,}"
@@ -102,13 +104,14 @@ def read_folder(path: Path) -> Folder:
     highlights = tuple(config.get("highlights") or [m for m in DEFAULT_HIGHLIGHTS if m in present])
     rankers = tuple(r.get("label") or r["name"] for r in config.get("rankers", []))
     return Folder(
-        path=path, experiment=name, quick=path.name == f"{name}-quick",
+        path=path, experiment=name, quick=bool(manifest.get("quick", path.name == f"{name}-quick")),
         users=_users(config, manifest.get("sweep_points") or []),
         days=float(config.get("horizon_days", 0.0)), replicates=int(config.get("replicates", 0)),
         runs=len(manifest.get("finished") or manifest.get("runs") or []),
         revision=(manifest.get("git_revision") or "unknown")[:10], highlights=highlights,
         rankers=rankers or tuple(dict.fromkeys(summary.get("ranker", []))), summary=summary,
         description=str(config.get("description", "")),
+        wall_s=manifest.get("wall_s"), jobs=manifest.get("jobs"),
     )
 
 
@@ -121,7 +124,7 @@ def find_folders(results: Path) -> dict[str, list[Folder]]:
     found: dict[str, list[Folder]] = {}
     if not results.is_dir():
         return found
-    for path in sorted(p for p in results.iterdir() if p.is_dir()):
+    for path in sorted(entry for entry in results.iterdir() if entry.is_dir()):
         if not (path / "manifest.json").exists() or not (path / "summary.parquet").exists():
             continue
         folder = read_folder(path)
@@ -198,11 +201,15 @@ def headline(folder: Folder, metric: str) -> str:
 
 
 def describe(folder: Folder) -> str:
-    """One line: the folder, quick or full, users, days, replicates, finished runs, revision."""
+    """One line: the folder, quick or full, users, days, replicates, finished runs, wall time, revision."""
     kind = "quick" if folder.quick else "full"
     plural = "" if folder.replicates == 1 else "s"
+    wall = ""
+    if folder.wall_s is not None:
+        jobs = f" with {folder.jobs} job{'' if folder.jobs == 1 else 's'}" if folder.jobs else ""
+        wall = f", {folder.wall_s / 60:.1f} min wall{jobs}"
     return (f"`{folder.path.parent.name}/{folder.path.name}/` ({kind}): {folder.users} users, {folder.days:g} days, "
-            f"{folder.replicates} replicate{plural} per ranker, {folder.runs} runs, revision `{folder.revision}`")
+            f"{folder.replicates} replicate{plural} per ranker, {folder.runs} runs{wall}, revision `{folder.revision}`")
 
 
 def _command(folder: Folder) -> str:

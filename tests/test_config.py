@@ -375,7 +375,7 @@ def test_memory_estimate_grows_with_users_days_follows_posts_and_bought_follower
     ("trinidad.toml", 2_000_000, 5.0, 6200e6 / 2**20)])
 def test_memory_estimate_is_just_above_the_measured_peaks(file: str, users: int, horizon_days: float,
                                                           measured_mib: float) -> None:
-    # Peak RSS measured at these sizes (see MEMORY_* in sim/config/).
+    # Peak RSS measured at these sizes (see MEMORY_* in sim/config/memory.py).
     exp = parse(read_table(REPO / "experiments" / file) | {"horizon_days": horizon_days}, file)
     exp = parse(apply_overrides(exp._table, {"world.users": users}, file), file)  # type: ignore[attr-defined]
     assert 1.0 < estimate_peak_bytes(exp) / (measured_mib * 2**20) < 1.25

@@ -72,6 +72,15 @@ def test_code_block_runs(page: Path, index: int, lang: str, rest: str, code: str
         tomllib.loads(code)
 
 
+def test_the_adding_a_ranker_example_runs_in_these_tests() -> None:
+    """docs/rankers.md's worked example (a ranker, registered and put through the contract suite)
+    is one of the blocks test_code_block_runs executes, not one marked no-run."""
+    examples = [code for page, _, lang, _, code in CASES
+                if page == ROOT / "docs" / "rankers.md" and lang == "python" and "check_ranker(" in code]
+    assert len(examples) == 1
+    assert "class Newest(Ranker)" in examples[0] and "assert all(r.passed for r in results)" in examples[0]
+
+
 def test_every_page_has_a_tested_block_convention_documented() -> None:
     text = (ROOT / "docs" / "README.md").read_text()
     assert "no-run" in text and "tests/test_docs.py" in text
@@ -92,8 +101,6 @@ def test_readme_is_short_and_links_exist() -> None:
     assert "DESIGN.md" not in text
     for page in PAGES:
         for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text()):
-            if target in ("rankers.md", "api.md", "docs/rankers.md", "docs/api.md"):
-                continue  # written beside these pages by others; linked before they land
             assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links to missing {target}"
 
 
@@ -143,6 +150,8 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "sim", "run", "tiny.toml", "--jobs", "1", "--out", "results/tiny"],
                    cwd=root, check=True, capture_output=True)
     shutil.copytree(root / "results" / "tiny", root / "results" / "tiny-quick")
+    manifest = root / "results" / "tiny-quick" / "manifest.json"  # as `--quick` records it
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "quick": True}))
     shutil.copytree(root / "results" / "tiny", root / "results" / "probe")  # --out elsewhere: left out
     (root / "results" / "empty").mkdir()
     return root
@@ -174,7 +183,8 @@ def test_generator_tables_a_results_folder(tiny_results: Path, monkeypatch: pyte
     assert "| never run | `absent` | not run yet |" in readme
     assert "old" not in readme and readme.endswith("<!-- /generated:seed-cases -->\nend\n")
     results = (root / "docs" / "results.md").read_text()
-    assert "`results/tiny/` (full): 2,000 users, 0.05 days, 2 replicates per ranker, 4 runs" in results
+    assert "`results/tiny/` (full): 2,000 users, 0.05 days, 2 replicates per ranker, 4 runs, " in results
+    assert " min wall with 1 job, revision `" in results
     assert "`results/tiny-quick/` (quick)" in results and 'ARGS="--quick"' in results
     assert "probe" not in results and "empty" not in results
     # per folder: 2 rankers x 2 highlights without an interval, and content's 2 paired differences

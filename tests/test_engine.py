@@ -14,6 +14,7 @@ from conftest import SCENARIO, add_posts, hand_state, hand_world, make_experimen
 from sim.batch.runner import TABLES, Runner, plan
 from sim.config import ConfigError, points
 from sim.engine import RunStopped, Simulation
+from sim.engine.arrivals import draw_sessions
 from sim.rankers.base import POOL, Feedback
 from sim.rankers.content import ContentParams, ContentRanker
 
@@ -36,6 +37,7 @@ def test_impressions_equal_views(scenario_runs, label: str) -> None:  # type: ig
     runs, posts = tables["runs"], tables["posts"]
     impressions = runs.column("impressions")[0].as_py()
     assert impressions > 1000
+    # The engine counts the slots its sessions had time for; the recorder counts the Feedback rows.
     assert impressions == sim.impressions
     assert impressions == int(column(posts, "views").sum())
     assert impressions == sum(int(column(posts, c).sum()) for c in CHANNEL_VIEWS)
@@ -201,17 +203,21 @@ def test_scenario_post_counts_followers_still_in_the_append_buffer(scenario_expe
 
 
 def test_scenario_event_accepted_by_validation_is_posted() -> None:
-    # An event at exactly the horizon passes validation; then it must also happen in the run.
-    try:
-        exp = make_experiment(SCENARIO, {"world": {"users": 400}, "horizon_days": 0.125, "warmup_hours": 0.5,
-                                         "events": [{"name": "video", "account": "seller", "at_hours": 3.0,
-                                                     "product": "cream"}],
-                                         "rankers": [{"name": "follower"}]})
-    except ConfigError:
-        return  # rejected up front: fine
+    # An event at the horizon would never happen: validation rejects it.  One in the last tick
+    # before the horizon passes, and must happen in the run.
+    def at(hours: float) -> dict[str, object]:
+        return {"world": {"users": 400}, "horizon_days": 0.125, "warmup_hours": 0.5,
+                "events": [{"name": "video", "account": "seller", "at_hours": hours, "product": "cream"}],
+                "rankers": [{"name": "follower"}]}
+
+    with pytest.raises(ConfigError, match=r"events\[0\]\.at_hours: 3\.0 h is not before the horizon"):
+        make_experiment(SCENARIO, at(3.0))
+    exp = make_experiment(SCENARIO, at(3.0 - 30.0 / 3600.0))
     sim = run_simulation(exp, "follower")
     assert sim.recorder.tracked_names == ["video"]
     assert sim.recorder.tables["focal"].num_rows == 1
+    (post,) = sim.recorder.tracked_ids
+    assert sim.posts.created_at[post] == pytest.approx(3.0 * 3600.0 - 30.0, abs=60.0)  # within its tick
 
 
 def test_bought_followers_never_watch() -> None:
@@ -271,8 +277,8 @@ def test_rankers_of_a_replicate_share_world_and_arrivals(scenario_experiment) ->
         assert np.array_equal(getattr(a.users, name), getattr(b.users, name)), name
     for tick in range(30):
         now = -scenario_experiment.warmup_s + 60.0 * tick
-        users_a, seconds_a = a.arrivals(now)
-        users_b, seconds_b = b.arrivals(now)
+        users_a, seconds_a = draw_sessions(a.arrivals, a.platform, now, a.rngs["arrivals"])
+        users_b, seconds_b = draw_sessions(b.arrivals, b.platform, now, b.rngs["arrivals"])
         assert np.array_equal(users_a, users_b) and np.array_equal(seconds_a, seconds_b)
 
 

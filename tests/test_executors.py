@@ -214,9 +214,9 @@ def test_serial_ctrl_c_stops_the_run_at_its_next_tick(tiny_file: Path, tmp_path:
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C in a serial batch sets a flag the run checks each tick (a KeyboardInterrupt raised
     inside numba's compiler is swallowed or crashes the process); the batch then stops."""
-    import sim.batch.runner as runner
+    import sim.batch.executors as executors
 
-    real = runner._execute_safely
+    real = executors.execute_safely
     stopped: list[str | None] = []
 
     def interrupted_at_its_third_tick(*job, stop):  # type: ignore[no-untyped-def]
@@ -232,12 +232,12 @@ def test_serial_ctrl_c_stops_the_run_at_its_next_tick(tiny_file: Path, tmp_path:
         stopped.append(outcome.error)
         return outcome
 
-    monkeypatch.setattr(runner, "_execute_safely", interrupted_at_its_third_tick)
+    monkeypatch.setattr(executors, "execute_safely", interrupted_at_its_third_tick)
     exp = load(tiny_file)
     jobs = [Runner(exp, tmp_path, jobs=1)._job(key) for key in plan(points(exp))]
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
-        list(runner.serial(jobs))
+        list(executors.serial(jobs))
     assert len(stopped) == 1 and stopped[0] is not None and stopped[0].startswith("not finished: stopped at t =")
     assert stopped[0] != "not finished: stopped at t = -0.50 h"  # not at the first tick: at the third
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

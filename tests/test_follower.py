@@ -5,9 +5,12 @@ World: user 0 follows users 1 and 2; nobody follows user 3.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from conftest import add_posts, hand_state, hand_world
 
+from sim.model.state import PlatformState
 from sim.rankers.base import FOLLOWING, RESHARE
 from sim.rankers.follower import FollowerParams, FollowerRanker
 
@@ -15,11 +18,11 @@ HOUR = 3600.0
 VIEWER = np.array([0])
 
 
-def follower_state(edges: tuple[tuple[int, int], ...] = ((0, 1), (0, 2))):  # type: ignore[no-untyped-def]
+def follower_state(edges: tuple[tuple[int, int], ...] = ((0, 1), (0, 2))) -> PlatformState:
     return hand_state(hand_world(4, edges))
 
 
-def ranker(state, **params) -> FollowerRanker:  # type: ignore[no-untyped-def]
+def ranker(state: PlatformState, **params: Any) -> FollowerRanker:
     r = FollowerRanker(FollowerParams(**params), np.random.default_rng(0))
     r.start(state)
     return r

@@ -11,10 +11,13 @@ from conftest import SCENARIO, make_experiment, run_simulation, spec_of
 from sim.analysis.metrics import summarise
 from sim.batch.runner import Runner, plan
 from sim.config import BehaviorConfig, ConfigError, apply_overrides, parse
-from sim.engine import SOUND_PAGE_WIDTH, Simulation
+from sim.engine import Simulation, inspiration, listening, posting, sounds
+from sim.engine.arrivals import draw_sessions
+from sim.engine.listening import shift_mix
+from sim.engine.sounds import SOUND_PAGE_WIDTH
 from sim.model import behavior
 from sim.model.world import build_world
-from sim.rankers.base import EXPLORE, SOUND, Feedback
+from sim.rankers.base import EXPLORE, FOLLOWING, SOUND, Feedback, Slate
 
 SONG = {
     "world": {"accounts": [{"name": "artist", "followers": 10, "topic": "#musictok", "posting_rate": 0.0}]},
@@ -28,13 +31,18 @@ def measures(sim: Simulation) -> dict[tuple[str, str, str], float | None]:
     return {(k, e, m): v for k, e, m, v in zip(t["kind"], t["entity"], t["metric"], t["value"], strict=True)}
 
 
+def add(sim: Simulation, columns: dict[str, np.ndarray], now: float = 0.0) -> np.ndarray:
+    """Add posts to a simulation that is not running; returns their ids."""
+    return posting.add_posts(sim.platform, sim.listening, columns, now)
+
+
 def content_sim_with_two_posts(*changes: dict) -> tuple[Simulation, np.ndarray]:  # type: ignore[type-arg]
     """A content-ranker simulation, not run, with two fresh posts that have entered stage 0."""
     exp = make_experiment(*changes)
     sim = Simulation(exp, spec_of(exp, "content"), 0)
-    sim.ranker.start(sim.model.state)
-    ids = sim.add_posts({"author": np.array([5, 6]), "topic": np.zeros(2, int), "quality": np.zeros(2),
-                         "authenticity": np.ones(2), "length_s": np.full(2, 30.0)}, 0.0)
+    sim.ranker.start(sim.state)
+    ids = add(sim, {"author": np.array([5, 6]), "topic": np.zeros(2, int), "quality": np.zeros(2),
+                    "authenticity": np.ones(2), "length_s": np.full(2, 30.0)}, 0.0)
     sim.ranker.review(0.0)  # both enter stage 0
     return sim, ids
 
@@ -65,11 +73,11 @@ def test_derivatives_reuse_their_parents_sound_one_level_deeper(duet_run: Simula
 
 
 def test_every_sound_has_one_original(duet_run: Simulation) -> None:
-    p, sounds = duet_run.posts, duet_run.sounds
-    origin = sounds.origin
-    assert np.array_equal(p.sound[origin], np.arange(len(sounds)))
+    p, table = duet_run.posts, duet_run.sounds
+    origin = table.origin
+    assert np.array_equal(p.sound[origin], np.arange(len(table)))
     assert (p.parent[origin] < 0).all()
-    assert np.array_equal(sounds.artist, p.author[origin])
+    assert np.array_equal(table.artist, p.author[origin])
 
 
 def test_a_songs_appeal_can_differ_from_its_video_and_carries_into_derivatives() -> None:
@@ -131,18 +139,18 @@ def test_an_authors_first_post_uses_the_sound_in_mind_in_its_own_topic() -> None
     sim = Simulation(exp, spec_of(exp, "content"), 0)
     cols = {"author": np.array([1, 2]), "topic": np.array([0, 1]), "quality": np.array([1.0, 0.0]),
             "authenticity": np.ones(2), "length_s": np.full(2, 30.0)}
-    heard = sim.add_posts(cols, 0.0)
-    sound = sim.release_sounds(heard, 0.0)
-    sim.sound_in_mind[[5, 9]] = heard
-    parents = sim.use_sounds_in_mind(np.array([5, 7, 5, 9]))
+    heard = add(sim, cols, 0.0)
+    sound = sounds.release_sounds(sim.sound_state, sim.posts, heard, 0.0)
+    sim.sound_state.in_mind[[5, 9]] = heard
+    parents = sounds.use_sounds_in_mind(sim.sound_state, np.array([5, 7, 5, 9]))
     assert list(parents) == [heard[0], -1, -1, heard[1]]  # each author's first post only
-    assert (sim.sound_in_mind[[5, 7, 9]] == -1).all()  # used, then forgotten
+    assert (sim.sound_state.in_mind[[5, 7, 9]] == -1).all()  # used, then forgotten
     columns = {"topic": np.array([2, 2, 2, 2]), "quality": np.array([0.0, 0.0, 0.0, -1.0])}
-    sim.derive(columns, parents, keep_topic=True)
+    sounds.derive(sim.sound_state, sim.platform, columns, parents, keep_topic=True)
     assert list(columns["topic"]) == [2, 2, 2, 2] and list(columns["sound"]) == [sound[0], -1, -1, sound[1]]
     assert list(columns["quality"]) == [0.5, 0.0, 0.0, -0.5]  # half the creator's, half the sound's appeal
     assert list(columns["depth"]) == [1, 0, 0, 1]
-    sim.derive(columns, parents)  # a duet: the parent's topic
+    sounds.derive(sim.sound_state, sim.platform, columns, parents)  # a duet: the parent's topic
     assert list(columns["topic"]) == [0, 2, 2, 1]
 
 
@@ -151,11 +159,11 @@ def test_sound_page_lists_the_original_first_then_uses_by_views() -> None:
     sim = Simulation(exp, spec_of(exp, "content"), 0)
     cols = {"author": np.array([1, 2, 3, 4]), "topic": np.zeros(4, int), "quality": np.zeros(4),
             "authenticity": np.ones(4), "length_s": np.full(4, 30.0)}
-    ids = sim.add_posts(cols, 0.0)
-    (sound,) = sim.release_sounds(ids[:1], 0.0)
+    ids = add(sim, cols, 0.0)
+    (sound,) = sounds.release_sounds(sim.sound_state, sim.posts, ids[:1], 0.0)
     sim.posts.cols["sound"][ids[1:]] = sound
     sim.posts.cols["views"][ids] = [1, 5, 50, 7]  # the original has the fewest views, yet comes first
-    page = sim.sound_pages(np.array([sound, sound]))
+    page = sounds.sound_pages(sim.sound_state, sim.posts, np.array([sound, sound]))
     assert page.shape == (2, SOUND_PAGE_WIDTH)
     assert list(page[0, :5]) == [ids[0], ids[2], ids[3], ids[1], -1]
 
@@ -166,6 +174,24 @@ def test_a_tapped_sound_opens_its_page_ahead_of_the_ranker() -> None:
                                               "derivative_delay_hours": 0.2}})
     sim = run_simulation(exp, "follower")
     assert sim.recorder.channel_counts[SOUND] > 0
+
+    # The order, on a hand-made sound: viewer 7 tapped it, viewer 8 did not.  The page (the
+    # original, then its uses by views) comes first, then the ranker's slate, without repeats.
+    sim = Simulation(exp, spec_of(exp, "follower"), 0)
+    ids = add(sim, {"author": np.arange(1, 6), "topic": np.zeros(5, int), "quality": np.zeros(5),
+                    "authenticity": np.ones(5), "length_s": np.full(5, 30.0)})
+    (sound,) = sounds.release_sounds(sim.sound_state, sim.posts, ids[:1], 0.0)
+    sim.posts.cols["sound"][ids[1:3]] = sound
+    sim.posts.cols["views"][ids[:3]] = [1, 9, 4]
+    sim.sound_state.tapped[7] = sound
+    ranked = np.array([[ids[3], ids[1], ids[4], -1], [ids[3], ids[4], -1, -1]])
+    slate = sounds.open_sound_pages(sim.sound_state, sim.platform, np.array([7, 8]),
+                                    Slate(ranked.copy(), np.full(ranked.shape, FOLLOWING, np.int8)))
+    assert exp.behavior.sound_page_posts == 3
+    assert list(slate.post_ids[0]) == [ids[0], ids[1], ids[2], ids[3]]
+    assert list(slate.channel[0]) == [SOUND, SOUND, SOUND, FOLLOWING]
+    assert list(slate.post_ids[1]) == list(ranked[1]) and (slate.channel[1] == FOLLOWING).all()
+    assert sim.sound_state.tapped[7] == -1  # opened once
 
 
 # --------------------------------------------------------------------------- commerce
@@ -238,8 +264,8 @@ def test_bought_followers_leave_every_real_user_unchanged() -> None:
     # The same arrivals: bought followers never open the app.
     sa, sb = Simulation(plain, plain.rankers[0], 0), Simulation(bought, bought.rankers[0], 0)
     for now in (0.0, 60.0, 120.0):
-        ua, secs_a = sa.arrivals(now)
-        ub, secs_b = sb.arrivals(now)
+        ua, secs_a = draw_sessions(sa.arrivals, sa.platform, now, sa.rngs["arrivals"])
+        ub, secs_b = draw_sessions(sb.arrivals, sb.platform, now, sb.rngs["arrivals"])
         assert np.array_equal(ua, ub) and np.array_equal(secs_a, secs_b)
 
 
@@ -392,14 +418,27 @@ def test_follower_suggestions_are_unseen_unfollowed_and_most_popular_first() -> 
     assert sim.recorder.channel_counts[4] > 0  # suggestions were served (channel "other")
 
 
-def test_follow_slots_skip_followed_posts_below_their_stage_mean() -> None:
-    sim, ids = content_sim_with_two_posts(SONG)
+@pytest.mark.parametrize("gate", [True, False])
+def test_follow_slots_skip_followed_posts_below_their_stage_mean(gate: bool) -> None:
+    # Followers of authors 5 and 6 get every slot offered to a followed account (follow_share 1);
+    # 5's post scores above the stage-0 mean, 6's below.
+    sim, ids = content_sim_with_two_posts(SONG, {"rankers": [{"name": "content", "params": {
+        "follow_share": 1.0, "follow_gate": gate}}]})
     ranker = sim.ranker
     ranker.history[0] = np.full(100, 5.0)  # type: ignore[attr-defined]  # stage-0 mean score 5
-    ranker.stage_n[ids] = 200  # type: ignore[attr-defined]
+    ranker.stage_n[ids] = 200  # type: ignore[attr-defined]  # short of the stage's quota: no decision
     ranker.stage_sum[ids] = [200 * 8.0, 200 * 2.0]  # type: ignore[attr-defined]  # above / below the mean
-    standing = ranker._standing(ids)  # type: ignore[attr-defined]
-    assert standing[0] > 0 > standing[1]
+    assert ranker.review(0.0) is None
+    fans = np.arange(100, 400)
+    sim.state.add_follows(np.repeat(fans, 2), np.tile([5, 6], len(fans)))
+    sim.state.merge_follows()
+    slate = ranker.rank(fans, 0.0, 8)
+    followed = slate.post_ids[(slate.channel == FOLLOWING) & (slate.post_ids >= 0)]
+    assert (followed == ids[0]).sum() > 10
+    if gate:  # the post below its stage's mean never fills a follow slot
+        assert ids[1] not in followed
+    else:
+        assert (followed == ids[1]).sum() > 10
 
 
 @pytest.mark.parametrize("retrieves", [False, True])
@@ -415,10 +454,10 @@ def test_a_seen_pool_post_sends_the_slot_to_interest_retrieval(retrieves: bool) 
     ranker.start(st)
     post = {"topic": np.zeros(40, int), "quality": np.zeros(40), "authenticity": np.ones(40),
             "length_s": np.full(40, 30.0)}
-    old = sim.add_posts({"author": np.arange(100, 140), **post}, 0.0)
+    old = add(sim, {"author": np.arange(100, 140), **post}, 0.0)
     ranker.review(0.0)
     ranker.stage[old] = -1  # type: ignore[attr-defined]  # out of the pools (retired)
-    pool = sim.add_posts({"author": np.array([5, 6]), **{k: v[:2] for k, v in post.items()}}, 0.0)
+    pool = add(sim, {"author": np.array([5, 6]), **{k: v[:2] for k, v in post.items()}}, 0.0)
     ranker.review(0.0)
     viewer = 0
     st.interest_cum[viewer] = 1.0  # all interest in topic 0
@@ -444,20 +483,21 @@ def test_a_listening_creator_moves_toward_the_topic_its_audience_rewarded() -> N
     sim = Simulation(exp, spec_of(exp, "content"), 0)
     uid = sim.world.accounts["maker"]
     craft, plant = sim.world.topics.index("#crafttok"), sim.world.topics.index("#planttok")
-    assert sim.topic_mix[uid][craft] == sim.topic_mix[uid][plant] == 1.0  # evenly at first
-    ids = sim.add_posts({"author": np.full(4, uid), "topic": np.array([craft, plant, craft, plant]),
-                         "quality": np.zeros(4), "authenticity": np.ones(4), "length_s": np.full(4, 30.0)}, 0.0)
+    assert sim.listening.topic_mix[uid][craft] == sim.listening.topic_mix[uid][plant] == 1.0  # evenly at first
+    ids = add(sim, {"author": np.full(4, uid), "topic": np.array([craft, plant, craft, plant]),
+                    "quality": np.zeros(4), "authenticity": np.ones(4), "length_s": np.full(4, 30.0)}, 0.0)
     cols = sim.posts.cols
     cols["views"][ids] = 100
     cols["likes"][ids] = [12, 2, 10, 3]  # the audience rewards the craft posts
-    before = sim.topic_mix[uid] / sim.topic_mix[uid].sum()
-    sim.listen(uid, now=23 * 3600.0)
-    assert (sim.topic_mix[uid] / sim.topic_mix[uid].sum() == before).all()  # too soon: read at a day old
-    sim.listen(uid, now=24 * 3600.0)
-    after = sim.topic_mix[uid] / sim.topic_mix[uid].sum()
+    before = sim.listening.topic_mix[uid] / sim.listening.topic_mix[uid].sum()
+    listening.listen(sim.listening, sim.posts, uid, 23 * 3600.0)
+    mix = sim.listening.topic_mix
+    assert (mix[uid] / mix[uid].sum() == before).all()  # too soon: read at a day old
+    listening.listen(sim.listening, sim.posts, uid, 24 * 3600.0)
+    after = sim.listening.topic_mix[uid] / sim.listening.topic_mix[uid].sum()
     assert after[craft] > before[craft] and after[plant] < before[plant]
-    sim.listen(uid, now=30 * 3600.0)
-    assert (sim.topic_mix[uid] / sim.topic_mix[uid].sum() == after).all()  # each post is read once
+    listening.listen(sim.listening, sim.posts, uid, 30 * 3600.0)
+    assert (sim.listening.topic_mix[uid] / sim.listening.topic_mix[uid].sum() == after).all()  # each post is read once
     assert after[[t for t in range(len(after)) if t not in (craft, plant)]].sum() == 0  # only its own topics
 
 
@@ -470,13 +510,13 @@ def test_a_listening_creator_moves_toward_the_format_its_audience_rewarded() -> 
     uid = sim.world.accounts["maker"]
     assert set(sim.format_mix) == set(sim.world.format_fit) == set(sim.world.accounts.values())
     assert (sim.format_mix[uid] == 1.0).all() and sim.world.format_fit[uid].shape == (3,)
-    ids = sim.add_posts({"author": np.full(3, uid), "topic": np.zeros(3, np.int64), "quality": np.zeros(3),
-                         "authenticity": np.ones(3), "length_s": np.full(3, 30.0),
-                         "format": np.array([0, 1, 2], np.int16)}, 0.0)
-    sim.add_posts({"author": np.full(1, uid), "topic": np.zeros(1, np.int64), "quality": np.zeros(1),
-                   "authenticity": np.ones(1), "length_s": np.full(1, 30.0)}, 0.0)  # a scenario post: no format
+    ids = add(sim, {"author": np.full(3, uid), "topic": np.zeros(3, np.int64), "quality": np.zeros(3),
+                    "authenticity": np.ones(3), "length_s": np.full(3, 30.0),
+                    "format": np.array([0, 1, 2], np.int16)}, 0.0)
+    add(sim, {"author": np.full(1, uid), "topic": np.zeros(1, np.int64), "quality": np.zeros(1),
+              "authenticity": np.ones(1), "length_s": np.full(1, 30.0)}, 0.0)  # a scenario post: no format
     sim.posts.cols["likes"][ids] = [40, 4, 4]  # the audience rewards the tutorial
-    sim.listen(uid, now=24 * 3600.0)
+    listening.listen(sim.listening, sim.posts, uid, 24 * 3600.0)
     mix = sim.format_mix[uid]
     assert mix[0] > 2 * mix[1] and mix[1] == mix[2]
 
@@ -497,18 +537,16 @@ def test_a_listening_creator_reads_every_post_once_however_often_it_posts() -> N
     uid = sim.world.accounts["busy"]
     p = sim.posts
     made = np.flatnonzero(p.author == uid)
-    read, unread = sim._earned[uid][1], sim._unread[uid]
+    read, unread = sim.listening.posts_read[uid], sim.listening.unread[uid]
     assert read + len(unread) == len(made) and len(set(unread.tolist())) == len(unread)
     assert (p.created_at[unread] > p.created_at[made].max() - 25 * 3600.0).all()  # only the last day's wait
-    assert read >= (p.created_at[made] < sim.end - 26 * 3600.0).sum() > 12
+    assert read >= (p.created_at[made] < sim.exp.horizon_s - 26 * 3600.0).sum() > 12
 
 
 def test_a_huge_advantage_does_not_overflow_the_mix() -> None:
-    from sim.engine import _shift
-
-    mix = _shift(np.array([1.0, 1.0, 0.0, 1.0]), np.zeros(8, np.int64), np.full(8, 95.0))
+    mix = shift_mix(np.array([1.0, 1.0, 0.0, 1.0]), np.zeros(8, np.int64), np.full(8, 95.0))
     assert np.isfinite(mix).all() and mix[2] == 0.0 and mix[0] > 0.99 and mix[1] == mix[3] == 1e-3
-    mix = _shift(mix, np.ones(8, np.int64), np.full(8, -400.0))
+    mix = shift_mix(mix, np.ones(8, np.int64), np.full(8, -400.0))
     assert np.isfinite(mix).all() and mix[0] > 0.99 and mix[1] == 1e-3
 
 
@@ -562,16 +600,18 @@ def test_users_who_engage_enough_with_a_topic_start_posting_in_it() -> None:
     n = sim.users.n
     fans = np.arange(0, n, 3)
     fans = fans[sim.users.posting_rate[fans] < exp.behavior.inspired_posting_rate]
-    sim.topic_engagement[fans, 2] = 5
-    sim.topic_engagement[fans + 1, 1] = 4  # below the threshold: never inspired
+    sim.inspiration.topic_engagement[fans, 2] = 5
+    sim.inspiration.topic_engagement[fans + 1, 1] = 4  # below the threshold: never inspired
     for _ in range(40):
-        sim.inspire(0.0)
+        inspiration.inspire(sim.inspiration, sim.platform, 0.0, sim.rngs["behavior"])
     inspired = np.flatnonzero(sim.inspired_topic >= 0)
     assert set(inspired) <= set(fans) and len(inspired) > 0.9 * len(fans)
     assert (sim.inspired_topic[inspired] == 2).all()
     before = len(sim.posts)
     for tick in range(200):
-        sim.post_inspired(60.0 * tick)
+        drawn = inspiration.draw_inspired_posts(sim.inspiration, sim.platform, 60.0 * tick, sim.rngs["behavior"])
+        if drawn is not None:
+            posting.publish(sim.platform, sim.listening, sim.sound_state, *drawn, 60.0 * tick)
     new = np.arange(before, len(sim.posts))
     assert len(new) > 0 and (sim.posts.topic[new] == 2).all() and np.isin(sim.posts.author[new], inspired).all()
 

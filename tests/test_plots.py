@@ -16,6 +16,8 @@ import pytest
 pytest.importorskip("matplotlib")  # the optional 'plots' extra (installed with 'dev')
 
 from sim import report
+from sim.analysis import metrics  # noqa: E402
+from sim.analysis.summary import paired_differences, seeded_summary  # noqa: E402
 from sim.recording import make_table  # noqa: E402
 from sim.report import figures as plots  # noqa: E402
 
@@ -95,7 +97,7 @@ def synthetic(reach: float = 1.0, sellout: bool = True, sweep: bool = False,
                 "median_daily_watch_min": (12.0 if content else 1.0) + rep, "mean_daily_watch_min": 14.0,
                 "mean_daily_budget_min": 25.0, "budget_used_share": 0.5,
                 "following_share": 0.01 if content else 1.0, "pool_share": 0.1 if content else 0.0,
-                "views_gini": plots.metrics.gini(views), "creator_exposure_gini": 0.5, "never_reshared_share": 0.5,
+                "views_gini": metrics.gini(views), "creator_exposure_gini": 0.5, "never_reshared_share": 0.5,
                 "top_quarter_creator_post_share": 0.4, "views_followers_slope": 0.0,
                 "low_follower_breakout_rate": (0.4 if content else 0.0) * reach + 0.01 * rep, "low_follower_posts": 9,
             }
@@ -228,8 +230,8 @@ def test_reach_headline_names_the_headline_posts_author_among_several_tracked(ta
 
 def test_paired_differences_are_seeded_and_paired(tables: dict[str, pa.Table]) -> None:
     runs = tables["runs"]
-    a = plots.paired_differences(runs, LABELS, "follower", plots.seeded_summary(runs, LABELS, "follower", SEED))
-    b = plots.paired_differences(runs, LABELS, "follower", plots.seeded_summary(runs, LABELS, "follower", SEED))
+    a = paired_differences(runs, LABELS, "follower", seeded_summary(runs, LABELS, "follower", SEED))
+    b = paired_differences(runs, LABELS, "follower", seeded_summary(runs, LABELS, "follower", SEED))
     np.testing.assert_equal(a, b)
     row = next(r for r in a if r["metric"] == "median_daily_watch_min")
     assert row["ranker"] == "content" and row["n"] == REPLICATES

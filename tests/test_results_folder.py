@@ -147,6 +147,10 @@ def test_a_non_empty_unrelated_folder_is_refused(tiny: Path, capsys: pytest.Capt
     assert run(tiny, "--out", "d") == 2
     assert "holds files feedsim did not write (notes.txt)" in capsys.readouterr().err
     assert (tiny.parent / "d" / "report.md").read_text() == "my own report"
+    (tiny.parent / "d" / "notes.txt").unlink()  # a report.md alone, with no runs/, is a user's too
+    assert run(tiny, "--out", "d") == 2
+    assert "holds files feedsim did not write (report.md)" in capsys.readouterr().err
+    assert (tiny.parent / "d" / "report.md").read_text() == "my own report"
 
 
 def test_out_that_is_a_file_or_under_one(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -225,9 +229,9 @@ def test_stale_temporary_folders_are_cleared(tiny: Path, clean: Path, capsys: py
 
 def test_a_full_disk_while_combining_leaves_no_half_table(tiny: Path, clean: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    import sim.batch.runner as runner
+    import sim.batch.combine as combine
 
-    real = runner.write_parquet
+    real = combine.write_parquet
 
     def full(table, path):  # type: ignore[no-untyped-def]
         if path.name.startswith("."):  # the combined tables: the runs themselves were written
@@ -235,12 +239,12 @@ def test_a_full_disk_while_combining_leaves_no_half_table(tiny: Path, clean: Pat
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(table, path)
 
-    monkeypatch.setattr(runner, "write_parquet", full)
+    monkeypatch.setattr(combine, "write_parquet", full)
     assert run(tiny, "--out", "out", "--executor", "serial") == 2
     assert "no space left on the device; free some and run the same command again" in capsys.readouterr().err
     out = tiny.parent / "out"
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
-    monkeypatch.setattr(runner, "write_parquet", real)
+    monkeypatch.setattr(combine, "write_parquet", real)
     assert run(tiny, "--out", "out") == 0
     assert "resuming: 2 of 2" in capsys.readouterr().err
     assert tables(out) == tables(clean)

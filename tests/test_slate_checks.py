@@ -3,32 +3,35 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import make_experiment
 
+from sim.config import Experiment
 from sim.engine import Simulation
 from sim.model.state import SeenFilter
-from sim.rankers.base import EXPLORE, POOL, Ranker, Slate
+from sim.rankers.base import EXPLORE, POOL, Feedback, Ranker, Slate
 from sim.rankers.baselines import RandomRanker
 from sim.rankers.contract import RULES, RankerError, SlateError, check_slate
 
 AUTHOR = np.array([0, 1, 2, 3, 4, 5, 6, 7], dtype=np.int32)  # post p is by user p
 
 
-def check(ids, channel=None, users=(10, 11), seen=()) -> None:  # type: ignore[no-untyped-def]
-    ids = np.asarray(ids, dtype=np.int64)
-    channel = np.full(ids.shape, EXPLORE, np.int8) if channel is None else np.asarray(channel, dtype=np.int8)
-    users = np.asarray(users, dtype=np.int64)
+def check(ids: Sequence[Sequence[int]], channel: Sequence[Sequence[int]] | None = None,
+          users: Sequence[int] = (10, 11), seen: Sequence[tuple[int, int]] = ()) -> None:
+    post_ids = np.asarray(ids, dtype=np.int64)
+    codes = np.full(post_ids.shape, EXPLORE, np.int8) if channel is None else np.asarray(channel, dtype=np.int8)
     bloom = SeenFilter(np.full(12, 50.0))
     if seen:
-        u, p = np.array(seen, dtype=np.int64).T
-        bloom.add(u, p)
-    check_slate(Slate(ids, channel), users, ids.shape[1], AUTHOR, bloom, "mine")
+        viewers, posts = np.array(seen, dtype=np.int64).T
+        bloom.add(viewers, posts)
+    check_slate(Slate(post_ids, codes), np.asarray(users, dtype=np.int64), post_ids.shape[1], AUTHOR, bloom, "mine")
 
 
-def breach(**kwargs) -> SlateError:  # type: ignore[no-untyped-def]
+def breach(**kwargs: Any) -> SlateError:
     with pytest.raises(SlateError) as info:
         check(**kwargs)
     return info.value
@@ -39,7 +42,7 @@ def test_a_good_slate_passes() -> None:
 
 
 def test_each_rule_names_the_ranker_the_rule_and_an_example() -> None:
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "shape": dict(ids=[[1, 2]], users=(10, 11)),
         "id range": dict(ids=[[1, -2], [2, 3]]),
         "channel": dict(ids=[[1, 2], [3, -1]], channel=[[0, 0], [99, 0]]),
@@ -109,7 +112,8 @@ class Repeats(RandomRanker):
 
     def rank(self, users: np.ndarray, now: float, k: int) -> Slate:
         slate = super().rank(users, now, k)
-        if len(self.state.posts):  # type: ignore[union-attr]
+        assert self.state is not None
+        if len(self.state.posts):
             slate.post_ids[:, 0] = 0
         return slate
 
@@ -119,7 +123,7 @@ class Raises(RandomRanker):
     raised: type[BaseException] = SystemExit
     where = "rank"
 
-    def __init__(self, params, rng):  # type: ignore[no-untyped-def]
+    def __init__(self, params: Any, rng: np.random.Generator) -> None:
         if self.where == "init":
             raise self.raised(3)
         super().__init__(params, rng)
@@ -129,18 +133,18 @@ class Raises(RandomRanker):
             raise self.raised(3)
         return super().rank(users, now, k)
 
-    def observe(self, feedback) -> None:  # type: ignore[no-untyped-def]
+    def observe(self, feedback: Feedback) -> None:
         if self.where == "observe":
             raise self.raised("from observe")
 
 
 @pytest.fixture(scope="module")
-def tiny():  # type: ignore[no-untyped-def]
+def tiny() -> Experiment:
     return make_experiment({"world": {"users": 800}, "horizon_days": 0.03, "warmup_hours": 0.5,
                             "rankers": [{"name": "random"}]})
 
 
-def simulation(exp, cls: type[Ranker], label: str = "mine") -> Simulation:  # type: ignore[no-untyped-def]
+def simulation(exp: Experiment, cls: type[Ranker], label: str = "mine") -> Simulation:
     from sim import rankers
 
     spec = exp.rankers[0]
@@ -151,7 +155,7 @@ def simulation(exp, cls: type[Ranker], label: str = "mine") -> Simulation:  # ty
         del rankers.base.RANKERS[cls.name]
 
 
-def test_a_ranker_that_repeats_a_post_fails_its_run(tiny) -> None:  # type: ignore[no-untyped-def]
+def test_a_ranker_that_repeats_a_post_fails_its_run(tiny: Experiment) -> None:
     sim = simulation(tiny, Repeats)
     with pytest.raises(SlateError) as info:
         sim.run()
@@ -161,7 +165,8 @@ def test_a_ranker_that_repeats_a_post_fails_its_run(tiny) -> None:  # type: igno
 
 @pytest.mark.parametrize("where", ["init", "rank", "observe"])
 @pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
-def test_exit_or_interrupt_from_a_ranker_fails_its_run_naming_it(tiny, where, raised) -> None:  # type: ignore[no-untyped-def]
+def test_exit_or_interrupt_from_a_ranker_fails_its_run_naming_it(tiny: Experiment, where: str,
+                                                                 raised: type[BaseException]) -> None:
     cls = type("R", (Raises,), {"where": where, "raised": raised})
     # As under the runner's serial executor: SIGINT has the batch's handler, which stops the batch by ``stop``.
     previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
@@ -177,7 +182,7 @@ def test_exit_or_interrupt_from_a_ranker_fails_its_run_naming_it(tiny, where, ra
     assert any(isinstance(c, raised) for c in causes)
 
 
-def test_keyboard_interrupt_while_the_batch_stops_stays_an_interrupt(tiny) -> None:  # type: ignore[no-untyped-def]
+def test_keyboard_interrupt_while_the_batch_stops_stays_an_interrupt(tiny: Experiment) -> None:
     stopping: list[bool] = []
 
     class SecondCtrlC(RandomRanker):
@@ -193,7 +198,7 @@ def test_keyboard_interrupt_while_the_batch_stops_stays_an_interrupt(tiny) -> No
         simulation(tiny, SecondCtrlC).run(stop=lambda: bool(stopping))
 
 
-def test_keyboard_interrupt_without_stop_is_the_users_under_the_default_handler(tiny) -> None:  # type: ignore[no-untyped-def]
+def test_keyboard_interrupt_without_stop_is_the_users_under_the_default_handler(tiny: Experiment) -> None:
     """Without a ``stop``: under Python's own SIGINT handler a Ctrl-C is indistinguishable and stays one;
     with SIGINT ignored (a pool worker) the interrupt can only be the ranker's."""
     cls = type("R", (Raises,), {"where": "rank", "raised": KeyboardInterrupt})

@@ -16,7 +16,9 @@ from conftest import SCENARIO, make_experiment
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.analysis import metrics
+from sim.analysis import metrics, tables
+from sim.analysis.summary import paired_differences, summary_rows
+from sim.batch.combine import write_summary
 from sim.batch.runner import TABLES, Runner, plan
 from sim.config import points
 from sim.recording import SCHEMAS
@@ -27,6 +29,7 @@ from test_plots import LABELS, SEED, synthetic, write_folder  # noqa: E402
 
 from sim import report
 from sim.report import figures as plots  # noqa: E402
+from sim.report.formatting import fmt_metric  # noqa: E402
 
 # --------------------------------------------------------------------------- metrics
 
@@ -159,7 +162,7 @@ def _folder_with_summary(tmp_path: Path, replicates: int) -> Path:
     manifest["config"]["replicates"] = replicates
     (out / "manifest.json").write_text(json.dumps(manifest))
     exp = make_experiment({"seed": SEED, "baseline": "follower", "replicates": replicates})
-    Runner(exp, out)._summary()
+    write_summary(out, exp, points(exp))
     return out
 
 
@@ -173,26 +176,26 @@ def _report_text(out: Path) -> str:
 
 def test_summary_and_report_print_the_same_intervals(tmp_path: Path) -> None:
     out = _folder_with_summary(tmp_path, 6)
-    summary = plots.summary_rows(pq.read_table(out / "summary.parquet"))
+    summary = summary_rows(pq.read_table(out / "summary.parquet"))
     text = _report_text(out)
     checked = 0
-    for metric, label, kind in plots.HEADLINE_METRICS:
+    for metric, label, kind in tables.HEADLINE_METRICS:
         row = summary[("content", metric)]
         if row["ci_low"] is None or not np.isfinite(row["ci_low"]):
             continue
-        cell = (f"{plots.fmt_metric(row['mean'], kind)} [{plots.fmt_metric(row['ci_low'], kind)}, "
-                f"{plots.fmt_metric(row['ci_high'], kind)}]")
+        cell = (f"{fmt_metric(row['mean'], kind)} [{fmt_metric(row['ci_low'], kind)}, "
+                f"{fmt_metric(row['ci_high'], kind)}]")
         assert any(ln.startswith(f"| {label} | {cell}") for ln in text.splitlines()), (label, cell)
         checked += 1
         if row["diff_ci_low"] is None:  # no pairs (the follower ranker never sells out)
             continue
-        diff = (f"{plots.fmt_metric(row['diff_mean'], kind, True)} [{plots.fmt_metric(row['diff_ci_low'], kind, True)}"
-                f", {plots.fmt_metric(row['diff_ci_high'], kind, True)}] (n=6)")
+        diff = (f"{fmt_metric(row['diff_mean'], kind, True)} [{fmt_metric(row['diff_ci_low'], kind, True)}"
+                f", {fmt_metric(row['diff_ci_high'], kind, True)}] (n=6)")
         assert any(ln.startswith(f"| {label} | {diff} |") for ln in text.splitlines()), (label, diff)
     assert checked >= 5
     # the figure's rows are the summary's rows too
     runs = report.load(out)[1]["runs"]
-    rows = plots.paired_differences(runs, LABELS, "follower", summary)
+    rows = paired_differences(runs, LABELS, "follower", summary)
     reach = next(r for r in rows if r["metric"] == "focal_reach_ratio")
     assert (reach["lo"], reach["hi"]) == (summary[("content", "focal_reach_ratio")]["diff_ci_low"],
                                           summary[("content", "focal_reach_ratio")]["diff_ci_high"])

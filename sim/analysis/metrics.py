@@ -1,8 +1,14 @@
-"""Metrics: pure functions over arrays and tables.  Nothing here plots or writes."""
+"""Metrics: pure functions over arrays and tables.  Nothing here plots or writes.
+
+Intervals: :func:`mean_ci` (t, over replicates) and, for paired differences, the one bootstrap
+(:func:`sim.analysis.bootstrap.bootstrap_ci`), both withheld below :data:`MIN_REPLICATES` values.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+from sim.analysis.bootstrap import MIN_REPLICATES, bootstrap_ci
 
 
 def gini(values: np.ndarray) -> float:
@@ -80,10 +86,6 @@ def top_share(values: np.ndarray, top: float = 0.25) -> float:
     return float(x[:k].sum() / x.sum())
 
 
-#: Fewer replicates than this give no interval (t or bootstrap): with 2-4 values an interval says more
-#: about the resampling than about the world.  Summaries store null there; reports say "no interval".
-MIN_REPLICATES = 5
-
 #: A slope fitted on fewer points than this is reported as too few, not as a number.
 MIN_SLOPE_POINTS = 30
 
@@ -138,22 +140,6 @@ def mean_ci(values: np.ndarray, level: float = 0.95,
         return m, float("nan"), float("nan")
     half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
     return m, float(max(m - half, limits[0])), float(min(m + half, limits[1]))
-
-
-def bootstrap_ci(diff: np.ndarray, rng: np.random.Generator, n_boot: int = 2000,
-                 level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of paired differences and its percentile bootstrap CI (seeded by ``rng``); nan bounds below
-    :data:`MIN_REPLICATES` finite values.  A percentile interval
-    of a mean lies between the smallest and largest value, so bounds the values obey hold for it."""
-    x = np.asarray(diff, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return float("nan"), float("nan"), float("nan")
-    means = x[rng.integers(0, len(x), (n_boot, len(x)))].mean(axis=1)
-    if len(x) < MIN_REPLICATES:  # drawn all the same: the next cell's resamples do not depend on this n
-        return float(x.mean()), float("nan"), float("nan")
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(x.mean()), float(lo), float(hi)
 
 
 def slope_or_too_few(x: np.ndarray, y: np.ndarray) -> tuple[float, int]:

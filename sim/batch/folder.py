@@ -1,5 +1,6 @@
-"""A results folder: which folders feedsim may write into, replace or resume, and the lock that
-keeps one batch per folder.
+"""A results folder: which folders feedsim may write into, replace or resume, the lock that
+keeps one batch per folder, and how files are written into it (deterministic Parquet, atomic
+replacement).
 
 The rules, each there so that a user's files are never lost and two configurations never mix:
 
@@ -29,6 +30,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 #: The value of ``manifest.json``'s ``format`` key: what marks a folder as feedsim's.
 FORMAT = "feedsim-results/1"
@@ -107,7 +111,13 @@ def check_place(out: Path) -> None:
         return
     if read_manifest(out) is not None:
         return
-    foreign = sorted(p.name for p in resolved.iterdir() if not _is_written_name(p.name))
+    names = {p.name for p in resolved.iterdir()}
+    foreign = sorted(name for name in names if not _is_written_name(name))
+    lasting = {name for name in names if name != LOCK_NAME and not name.endswith(".tmp")
+               and not name.startswith(".stop-")}
+    if not foreign and lasting and "runs" not in names:
+        # A results folder whose manifest was lost still has its runs/; a report.md alone is a user's.
+        foreign = sorted(lasting)
     if foreign:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise FolderError(f"--out {out}: exists and holds files feedsim did not write ({shown}); "
@@ -272,3 +282,15 @@ def verify_run(run_dir: Path, config_hash: str) -> str | None:
         if _sha256(run_dir / name) != digest:
             return f"{name} does not match its recorded checksum (truncated or changed)"
     return None
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Deterministic Parquet: same table, same bytes."""
+    pq.write_table(table, path, compression="zstd", write_statistics=True, store_schema=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a temporary file beside it: a reader sees the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -21,14 +21,32 @@ from sim.config import BehaviorConfig
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic link 1 / (1 + exp(-z)), elementwise: a probability, same shape as ``z``."""
     return 1.0 / (1.0 + np.exp(-z))
 
 
 def watch_fraction(b: BehaviorConfig, quality: np.ndarray, affinity: np.ndarray, polish_penalty: np.ndarray,
                    length_s: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Share of the post watched, in (0, 1), shape ``(m,)`` float32.
+    """Share of the post watched, in (0, 1).
 
-    ``polish_penalty`` is (1 - authenticity) x the viewer's polish sensitivity.
+    Parameters
+    ----------
+    b : BehaviorConfig
+        The ``watch_*`` coefficients.
+    quality : (m,) float
+        The post's latent quality (standard normal over posts).
+    affinity : (m,) float
+        The viewer's interest in the post's topic relative to their main topic, in [0, 1].
+    polish_penalty : (m,) float
+        (1 - authenticity) x the viewer's polish sensitivity.
+    length_s : (m,) float
+        The post's length (s).
+    rng : Generator
+        The ``behavior`` stream.
+
+    Returns
+    -------
+    (m,) float32
     """
     z = (b.watch_intercept + b.watch_quality * quality + b.watch_affinity * affinity
          - b.watch_polish * polish_penalty - b.watch_length * np.log2(length_s / 30.0)
@@ -37,7 +55,10 @@ def watch_fraction(b: BehaviorConfig, quality: np.ndarray, affinity: np.ndarray,
 
 
 def watch_seconds(b: BehaviorConfig, fraction: np.ndarray, length_s: np.ndarray) -> np.ndarray:
-    """Time an impression takes: the watched part plus the swipe (s)."""
+    """Time each impression takes (s): the watched part plus the swipe, shape ``(m,)``.
+
+    ``fraction`` is the share watched, ``length_s`` the post's length (s); both shape ``(m,)``.
+    """
     return fraction * length_s + b.swipe_seconds
 
 
@@ -59,6 +80,26 @@ def reactions(b: BehaviorConfig, fraction: np.ndarray, quality: np.ndarray, poli
     What users see of a post (its like count, bought likes included) and of its
     author (follower count, bought followers included) nudges likes and
     follows: social proof.
+
+    Parameters
+    ----------
+    b : BehaviorConfig
+        The ``like_*``, ``comment_*``, ``share_*`` and ``follow_*`` coefficients.
+    fraction : (m,) float
+        Share of the post watched, in (0, 1).
+    quality, polish_penalty : (m,) float
+        As for :func:`watch_fraction`.
+    visible_likes : (m,) int
+        The post's like count as viewers see it.
+    author_followers : (m,) int
+        The author's follower count as viewers see it.
+    rng : Generator
+        The ``behavior`` stream.
+
+    Returns
+    -------
+    Reactions
+        Four bool arrays of shape ``(m,)``.
     """
     m = len(fraction)
     u = rng.random((4, m))
@@ -78,7 +119,10 @@ def reactions(b: BehaviorConfig, fraction: np.ndarray, quality: np.ndarray, poli
 
 
 def social_proof(likes: np.ndarray, comments: np.ndarray) -> np.ndarray:
-    """What a viewer sees of a post's reception: log1p(likes + 5 x comments)."""
+    """What a viewer sees of a post's reception: log1p(likes + 5 x comments).
+
+    ``likes`` and ``comments`` are counts of shape ``(m,)``; returns float64 of shape ``(m,)``.
+    """
     return np.log1p(likes.astype(np.float64) + 5.0 * comments)
 
 
@@ -87,6 +131,17 @@ def purchase_intent(b: BehaviorConfig, fraction: np.ndarray, affinity: np.ndarra
     """Whether a viewer of a product post wants to buy, shape ``(m,)`` bool.
 
     Stock is not checked here: :func:`allocate_stock` serves intents in order.
+
+    Parameters
+    ----------
+    b : BehaviorConfig
+        The ``purchase_*`` coefficients.
+    fraction, affinity : (m,) float
+        Share watched and topic affinity, each in [0, 1].
+    proof : (m,) float
+        :func:`social_proof` of the post.
+    rng : Generator
+        The ``behavior`` stream.
     """
     z = (b.purchase_intercept + b.purchase_watch * fraction + b.purchase_affinity * affinity
          + b.purchase_social_proof * proof)

@@ -40,6 +40,8 @@ def compact_rows(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
 
 @numba.njit(cache=True)
 def _scatter_by_row(src: np.ndarray, dst: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> None:
+    """Write edge ``i``'s target ``dst[i]`` into row ``src[i]`` of ``indices`` (shape ``(m,)``), rows
+    laid out by ``indptr`` (shape ``(n + 1,)``), in edge order within a row."""
     cursor = indptr[:-1].copy()
     for i in range(len(src)):
         indices[cursor[src[i]]] = dst[i]
@@ -49,7 +51,19 @@ def _scatter_by_row(src: np.ndarray, dst: np.ndarray, indptr: np.ndarray, indice
 def csr_pattern(indptr: np.ndarray, indices: np.ndarray, n: int) -> sp.csr_matrix:
     """CSR follower -> followee (data all 1, int8) from unsorted rows that may repeat or self-follow.
 
-    ``indices`` (int32) is consumed: it is rewritten in place.
+    Parameters
+    ----------
+    indptr : (n + 1,) int
+        Row bounds into ``indices``.
+    indices : (nnz,) int32
+        Followee ids; consumed: rewritten in place.
+    n : int
+        Number of users.
+
+    Returns
+    -------
+    csr_matrix, (n, n) int8
+        Sorted rows, no self-follows, no repeats.
     """
     packed = compact_rows(indptr, indices)
     nnz = int(packed[-1])
@@ -69,7 +83,11 @@ def csr_from_edges(src: np.ndarray, dst: np.ndarray, n: int) -> sp.csr_matrix:
 @numba.njit(cache=True)
 def row_contains(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                  out: np.ndarray) -> None:
-    """``out[i]``: whether sorted CSR row ``rows[i]`` holds ``cols[i]`` (binary search)."""
+    """``out[i]``: whether sorted CSR row ``rows[i]`` holds ``cols[i]`` (binary search).
+
+    ``indptr`` and ``indices`` are the CSR arrays; ``rows``, ``cols`` (int64) and ``out`` (bool)
+    have shape ``(m,)``.
+    """
     for i in range(len(rows)):
         lo, hi = indptr[rows[i]], indptr[rows[i] + 1]
         col = cols[i]

@@ -12,18 +12,24 @@ from __future__ import annotations
 import numpy as np
 
 #: Stream names, in a fixed order: the order is part of the seed contract.
-STREAMS = ("world", "arrivals", "posting", "behavior", "ranker", "recording", "bootstrap")
+STREAMS = ("world", "arrivals", "posting", "behavior", "ranker", "recording", "bootstrap", "bench")
 
 
 def stream_seed(seed: int, replicate: int, name: str) -> np.random.SeedSequence:
-    """The ``SeedSequence`` of stream ``name`` for replicate ``replicate``."""
+    """The ``SeedSequence`` of stream ``name`` (one of :data:`STREAMS`) for replicate ``replicate``.
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not a known stream.
+    """
     if name not in STREAMS:
         raise KeyError(f"unknown random stream {name!r} (known: {', '.join(STREAMS)})")
     return np.random.SeedSequence(entropy=seed, spawn_key=(replicate, STREAMS.index(name)))
 
 
 def streams(seed: int, replicate: int) -> dict[str, np.random.Generator]:
-    """One fresh ``Generator`` per named stream for a replicate.
+    """One fresh ``Generator`` per named stream for a replicate: stream name -> Generator.
 
     Examples
     --------

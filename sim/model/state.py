@@ -45,6 +45,7 @@ def bloom_probe(user: int, post: int, offset: np.ndarray, words: np.ndarray) -> 
 @numba.njit(cache=True)
 def _bloom_contains(bits: np.ndarray, offset: np.ndarray, words: np.ndarray, users: np.ndarray,
                     posts: np.ndarray, out: np.ndarray) -> None:
+    """``out[i]``: whether both bits of pair (``users[i]``, ``posts[i]``) are set; all shape ``(m,)``."""
     for i in range(len(posts)):
         word, mask = bloom_probe(users[i], posts[i], offset, words)
         out[i] = (bits[word] & mask) == mask
@@ -53,6 +54,7 @@ def _bloom_contains(bits: np.ndarray, offset: np.ndarray, words: np.ndarray, use
 @numba.njit(cache=True)
 def _bloom_add(bits: np.ndarray, offset: np.ndarray, words: np.ndarray, users: np.ndarray,
                posts: np.ndarray) -> None:
+    """Set both bits of each pair (``users[i]``, ``posts[i]``), shape ``(m,)`` each."""
     for i in range(len(posts)):
         word, mask = bloom_probe(users[i], posts[i], offset, words)
         bits[word] |= mask
@@ -66,6 +68,24 @@ class SeenFilter:
     only make a ranker skip a post the user has not seen; each user's filter is
     sized from their expected views (``bits_per_view`` bits each) to keep that
     rate at a few percent.
+
+    Parameters
+    ----------
+    expected_views : (n_users,) float
+        Impressions each user is expected to see over the run.
+    bits_per_view : float
+        Filter bits per expected view.
+    min_words : int
+        The smallest block a user gets, in 64-bit words.
+
+    Attributes
+    ----------
+    bits : (total_words,) uint64
+        Every user's block, back to back.
+    offset : (n_users,) int64
+        First word of each user's block.
+    words_per_user : (n_users,) uint64
+        Length of each user's block, in words.
     """
 
     def __init__(self, expected_views: np.ndarray, bits_per_view: float = 12.0, min_words: int = 4):
@@ -164,7 +184,10 @@ class PlatformState:
         self._pending_keys: set[int] = set()  # few per tick: a set beats re-sorting arrays
 
     def is_following(self, followers: np.ndarray, followees: np.ndarray) -> np.ndarray:
-        """Whether each follower follows each followee (merged graph plus pending follows)."""
+        """Whether ``followers[i]`` follows ``followees[i]`` (merged graph plus pending follows).
+
+    Both are user ids of shape ``(m,)``; returns bool of shape ``(m,)``.
+    """
         found = np.empty(len(followers), dtype=bool)
         # The merged graph's rows are sorted: a binary search per pair, no per-edge key array.
         row_contains(self.follows.indptr, self.follows.indices, np.asarray(followers, dtype=np.int64),
@@ -183,7 +206,8 @@ class PlatformState:
         return np.sort(np.concatenate([merged, *pending]))
 
     def add_follows(self, followers: np.ndarray, followees: np.ndarray) -> None:
-        """Record new follows (distinct pairs, not already following)."""
+        """Record new follows: pairs (``followers[i]``, ``followees[i]``), user ids of shape ``(m,)``,
+    distinct and not already following."""
         self._pending_src.append(followers.astype(np.int64))
         self._pending_dst.append(followees.astype(np.int64))
         self._pending_keys.update((followers.astype(np.int64) * self.n_users + followees).tolist())

@@ -13,13 +13,19 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import ndtri
 
-from sim.config import Experiment, PlantedAccount, WorldConfig
+from sim.config import Experiment, PlantedAccount, Product, WorldConfig
 from sim.model.graph import csr_from_edges, csr_pattern
 
 NO_ID = -1
 
 #: Per-user creator skill: sd of the author's share of post quality.
 SKILL_SD = 0.5
+
+#: Share of ordinary posts whose topic is drawn from the author's whole interest mix rather than
+#: their main topic: creators post mostly in their own micro-community, now and then in another
+#: they like (a modelling assumption, not calibrated; a draw from the mix can land on the main topic
+#: too, so slightly fewer posts than this leave it).
+OFF_TOPIC_SHARE = 0.2
 
 
 @dataclass
@@ -42,6 +48,7 @@ class Users:
 
     @property
     def n(self) -> int:
+        """Number of users, bought followers included."""
         return len(self.main_topic)
 
 
@@ -64,13 +71,25 @@ class ColumnStore:
         return self.n
 
     def __getattr__(self, name: str) -> np.ndarray:
+        """Column ``name`` as a view of its live rows, shape ``(len(self),)``."""
         cols = self.__dict__.get("cols")
         if cols is not None and name in cols:
             return cols[name][: self.__dict__["n"]]
         raise AttributeError(name)
 
     def append(self, **columns: np.ndarray) -> np.ndarray:
-        """Append rows given as equal-length arrays of static columns; returns their ids."""
+        """Append rows.
+
+        Parameters
+        ----------
+        **columns : (m,) arrays
+            Static columns of the new rows, all of one length ``m``.
+
+        Returns
+        -------
+        (m,) int64
+            The new rows' ids (consecutive, from the old length).
+        """
         m = len(next(iter(columns.values())))
         need = self.n + m
         capacity = len(next(iter(self.cols.values())))
@@ -118,6 +137,12 @@ class Sounds(ColumnStore):
         self.names: dict[str, int] = {}
 
 
+#: The channel groups product sales are counted by (the impression that sold them), in the column
+#: order of ``Products.sold_by_channel``: following (and reshare), for you (pools, retrieval,
+#: exploration), sound (sound pages) and other.
+SALES_CHANNELS = ("following", "for_you", "sound", "other")
+
+
 @dataclass
 class Products:
     """Products with finite inventory; arrays of shape ``(n_products,)``."""
@@ -133,25 +158,26 @@ class Products:
     restock_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # delay from sell-out to restock
     restocks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # restocks so far
     sellouts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # sell-outs so far
-    #: units sold by the channel of the impression that sold them: following (and reshare),
-    #: for you (pools, retrieval, exploration), sound (sound pages) and other; and units sold to
-    #: viewers who did not follow the seller.  Shape (n_products, 4) and (n_products,).
-    sold_by_channel: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
+    #: units sold by the channel of the impression that sold them (:data:`SALES_CHANNELS`), and
+    #: units sold to viewers who did not follow the seller.  Shape (n_products, 4) and (n_products,).
+    sold_by_channel: np.ndarray = field(default_factory=lambda: np.zeros((0, len(SALES_CHANNELS)), np.int64))
     sold_non_follower: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @classmethod
-    def from_config(cls, specs: tuple, sellers: np.ndarray) -> Products:  # type: ignore[type-arg]
+    def from_config(cls, specs: tuple[Product, ...], sellers: np.ndarray) -> Products:
+        """Products of ``specs`` at full stock; ``sellers`` (shape ``(n_products,)``) are user ids."""
         n = len(specs)
         return cls(
-            names=tuple(p.name for p in specs), seller=sellers,
-            price=np.array([p.price for p in specs], dtype=np.float64),
-            inventory=np.array([p.inventory for p in specs], dtype=np.int64),
-            initial=np.array([p.inventory for p in specs], dtype=np.int64),
+            names=tuple(spec.name for spec in specs), seller=sellers,
+            price=np.array([spec.price for spec in specs], dtype=np.float64),
+            inventory=np.array([spec.inventory for spec in specs], dtype=np.int64),
+            initial=np.array([spec.inventory for spec in specs], dtype=np.int64),
             sold=np.zeros(n, dtype=np.int64), sellout_at=np.full(n, np.nan),
-            restock_units=np.array([p.restock_units for p in specs], dtype=np.int64),
-            restock_s=np.array([p.restock_hours * 3600.0 for p in specs]),
+            restock_units=np.array([spec.restock_units for spec in specs], dtype=np.int64),
+            restock_s=np.array([spec.restock_hours * 3600.0 for spec in specs]),
             restocks=np.zeros(n, dtype=np.int64), sellouts=np.zeros(n, dtype=np.int64),
-            sold_by_channel=np.zeros((n, 4), dtype=np.int64), sold_non_follower=np.zeros(n, dtype=np.int64),
+            sold_by_channel=np.zeros((n, len(SALES_CHANNELS)), dtype=np.int64),
+            sold_non_follower=np.zeros(n, dtype=np.int64),
         )  # fmt: skip
 
 
@@ -179,11 +205,28 @@ class World:
 
 
 def _lognormal_with_mean(rng: np.random.Generator, mean: float, sigma: float, n: int) -> np.ndarray:
+    """``n`` lognormal draws (log-sd ``sigma``) whose expectation is ``mean``, shape ``(n,)``."""
     return mean * rng.lognormal(-0.5 * sigma**2, sigma, n)
 
 
 def make_users(cfg: WorldConfig, rng: np.random.Generator, n_extra_inactive: int = 0) -> Users:
-    """Draw user traits.  ``n_extra_inactive`` bought followers are appended, inactive."""
+    """Draw user traits.
+
+    Parameters
+    ----------
+    cfg : WorldConfig
+        ``cfg.users`` real users are drawn, with ``len(cfg.topics)`` topics.
+    rng : Generator
+        The ``world`` stream.
+    n_extra_inactive : int
+        Bought followers appended after the real users: inactive rows that draw nothing.
+
+    Returns
+    -------
+    Users
+        Arrays of shape ``(cfg.users + n_extra_inactive,)`` (``interest`` and ``affinity``:
+        ``(n_users, n_topics)``); ``attention_s`` in seconds, ``posting_rate`` in posts per day.
+    """
     n, n_topics = cfg.users, len(cfg.topics)
     gamma = rng.gamma(cfg.interest_concentration, 1.0, (n, n_topics)) + 1e-9
     interest = (gamma / gamma.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -223,8 +266,22 @@ def preferential_follow_graph(users: Users, cfg: WorldConfig, rng: np.random.Gen
     i.e. proportional to in-degree) with probability ``preferential`` or by
     fitness (proportional to posting rate: people follow those who post).
 
-    Returns a CSR matrix of shape ``(n_users, n_users)``, follower -> followee,
-    without self-follows or duplicates.
+    Parameters
+    ----------
+    users : Users
+        The world's users; inactive ones (bought followers) follow nobody and are never chosen
+        by fitness.
+    cfg : WorldConfig
+        ``follows_mean``, ``follows_sigma``, ``homophily`` and ``preferential``.
+    rng : Generator
+        The ``world`` stream.
+    n_chunks : int
+        Joining rounds: a preferential draw sees the edges of earlier rounds.
+
+    Returns
+    -------
+    csr_matrix, (n_users, n_users) int8
+        Follower -> followee, without self-follows or duplicates.
     """
     n = users.n
     n_topics = users.interest.shape[1]
@@ -251,45 +308,15 @@ def preferential_follow_graph(users: Users, cfg: WorldConfig, rng: np.random.Gen
         src = np.repeat(chunk, out_degree[chunk])
         if len(src) == 0:
             continue
-        dst = np.empty(len(src), dtype=np.int64)
         homo = rng.random(len(src)) < cfg.homophily
         pref = rng.random(len(src)) < cfg.preferential
         draw = rng.random(len(src))
-        # Across topics.
-        cross = ~homo
-        pa = cross & pref & (n_all > 0)
-        dst[pa] = prior_all[(draw[pa] * n_all).astype(np.int64)]
-        fit = cross & ~pa
-        dst[fit] = np.searchsorted(fit_cum_all, draw[fit] * fit_cum_all[-1], side="right").clip(0, n - 1)
-        # Within the follower's main topic.
-        src_topic = topic[src]
-        for t in range(n_topics):
-            in_t = homo & (src_topic == t)
-            if not in_t.any() or len(by_topic[t]) == 0:
-                dst[in_t] = np.searchsorted(fit_cum_all, draw[in_t] * fit_cum_all[-1], side="right").clip(0, n - 1)
-                continue
-            pool = prior_topic[t][: n_topic[t]]
-            pa_t = in_t & pref & (len(pool) > 0)
-            dst[pa_t] = pool[(draw[pa_t] * len(pool)).astype(np.int64)]
-            fit_t = in_t & ~pa_t
-            cum = fit_cum_topic[t]
-            pick = np.searchsorted(cum, draw[fit_t] * cum[-1], side="right").clip(0, len(cum) - 1)
-            dst[fit_t] = by_topic[t][pick]
+        targets = _Targets(by_topic, fit_cum_topic, fit_cum_all, prior_all[:n_all],
+                           [prior_topic[t][: n_topic[t]] for t in range(n_topics)])
+        dst = targets.draw(topic[src], homo, pref, draw)
         prior_all[n_all : n_all + len(dst)] = dst
         n_all += len(dst)
-        dst_topic = topic[dst]
-        order = np.argsort(dst_topic, kind="stable")
-        bounds = np.searchsorted(dst_topic[order], np.arange(n_topics + 1))
-        for t in range(n_topics):
-            new = dst[order[bounds[t] : bounds[t + 1]]]
-            if len(new):
-                end = n_topic[t] + len(new)
-                if end > len(prior_topic[t]):
-                    grown = np.empty(max(end, 2 * len(prior_topic[t])), dtype=np.int32)
-                    grown[: n_topic[t]] = prior_topic[t][: n_topic[t]]
-                    prior_topic[t] = grown
-                prior_topic[t][n_topic[t] : end] = new
-                n_topic[t] = end
+        _append_by_topic(prior_topic, n_topic, dst, topic[dst])
         # src repeats each chunk member out_degree times: edge i of the chunk is follow number
         # i - first[i] of its follower.
         first = np.repeat(np.cumsum(out_degree[chunk]) - out_degree[chunk], out_degree[chunk])
@@ -298,8 +325,67 @@ def preferential_follow_graph(users: Users, cfg: WorldConfig, rng: np.random.Gen
     return csr_pattern(indptr, indices, n)
 
 
+@dataclass(frozen=True)
+class _Targets:
+    """Where a chunk's follows can go: users by main topic with their cumulative fitness, and
+    the targets of earlier follows (all, and by the target's main topic) for preferential draws."""
+
+    by_topic: list[np.ndarray]  # active user ids per main topic
+    fit_cum_topic: list[np.ndarray]  # cumulative fitness over by_topic[t]
+    fit_cum_all: np.ndarray  # cumulative fitness over every user, shape (n_users,)
+    prior_all: np.ndarray  # targets of earlier follows
+    prior_topic: list[np.ndarray]  # targets of earlier follows, by the target's main topic
+
+    def by_fitness(self, u: np.ndarray) -> np.ndarray:
+        """Users drawn proportionally to fitness from uniforms ``u``."""
+        cum = self.fit_cum_all
+        return np.searchsorted(cum, u * cum[-1], side="right").clip(0, len(cum) - 1)
+
+    def draw(self, src_topic: np.ndarray, homo: np.ndarray, pref: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The target of each follow (shape ``(m,)``), from its follower's main topic, whether it
+        stays in that topic (``homo``), is preferential (``pref``), and one uniform draw ``u``."""
+        dst = np.empty(len(u), dtype=np.int64)
+        n_all = len(self.prior_all)
+        cross = ~homo
+        pa = cross & pref & (n_all > 0)
+        dst[pa] = self.prior_all[(u[pa] * n_all).astype(np.int64)]
+        fit = cross & ~pa
+        dst[fit] = self.by_fitness(u[fit])
+        for t, members in enumerate(self.by_topic):
+            in_t = homo & (src_topic == t)
+            if not in_t.any() or len(members) == 0:
+                dst[in_t] = self.by_fitness(u[in_t])
+                continue
+            pool = self.prior_topic[t]
+            pa_t = in_t & pref & (len(pool) > 0)
+            dst[pa_t] = pool[(u[pa_t] * len(pool)).astype(np.int64)]
+            fit_t = in_t & ~pa_t
+            cum = self.fit_cum_topic[t]
+            dst[fit_t] = members[np.searchsorted(cum, u[fit_t] * cum[-1], side="right").clip(0, len(cum) - 1)]
+        return dst
+
+
+def _append_by_topic(prior_topic: list[np.ndarray], n_topic: np.ndarray, dst: np.ndarray,
+                     dst_topic: np.ndarray) -> None:
+    """Append follow targets ``dst`` to the per-topic arrays of earlier targets (grown by doubling),
+    in place; ``n_topic[t]`` counts the filled entries of ``prior_topic[t]``."""
+    order = np.argsort(dst_topic, kind="stable")
+    bounds = np.searchsorted(dst_topic[order], np.arange(len(prior_topic) + 1))
+    for t in range(len(prior_topic)):
+        new = dst[order[bounds[t] : bounds[t + 1]]]
+        if len(new):
+            end = n_topic[t] + len(new)
+            if end > len(prior_topic[t]):
+                grown = np.empty(max(end, 2 * len(prior_topic[t])), dtype=np.int32)
+                grown[: n_topic[t]] = prior_topic[t][: n_topic[t]]
+                prior_topic[t] = grown
+            prior_topic[t][n_topic[t] : end] = new
+            n_topic[t] = end
+
+
 def edges_to_csr(src: np.ndarray, dst: np.ndarray, n: int) -> sp.csr_matrix:
-    """CSR follower -> followee from edge lists; drops self-follows and duplicates."""
+    """CSR follower -> followee, shape ``(n, n)``, from edge lists ``src`` and ``dst`` (shape ``(m,)``
+    each, user ids); drops self-follows and duplicates."""
     return csr_from_edges(src, dst, n)
 
 
@@ -311,6 +397,26 @@ def plant_accounts(users: Users, follows: sp.csr_matrix, specs: tuple[PlantedAcc
     A planted account is an ordinary user of its topic, drawn at random; its
     incoming edges are replaced by ``followers`` followers (a ``homophily``
     share from its topic), plus ``bought_followers`` inactive users.
+
+    Parameters
+    ----------
+    users : Users
+        Updated in place: each planted account's main topic, affinity and posting rate.
+    follows : csr_matrix, (n_users, n_users)
+        The drawn graph, follower -> followee.
+    specs, topics, homophily
+        The world's planted accounts, topic names and homophily.
+    n_real : int
+        Users ``[0, n_real)`` are real; the rest are bought followers, handed out in order.
+    rng : Generator
+        The ``world`` stream.
+
+    Returns
+    -------
+    follows : csr_matrix, (n_users, n_users)
+        The graph with each planted account's followers replaced.
+    accounts : dict[str, int]
+        Planted account name -> user id.
     """
     if not specs:
         return follows, {}
@@ -357,9 +463,9 @@ def build_world(exp: Experiment, rng: np.random.Generator) -> World:
     users = make_users(cfg, rng, n_bought)
     follows = preferential_follow_graph(users, cfg, rng)
     follows, accounts = plant_accounts(users, follows, cfg.accounts, cfg.topics, cfg.homophily, cfg.users, rng)
-    products = Products.from_config(cfg.products, np.array([accounts[p.seller] for p in cfg.products],
-                                                           dtype=np.int64))
-    # Drawn last, so that worlds without such accounts consume the stream exactly as before.
+    sellers = np.array([accounts[product.seller] for product in cfg.products], dtype=np.int64)
+    products = Products.from_config(cfg.products, sellers)
+    # Drawn last, so that every draw above is the same whether or not an account has ``topics``.
     topic_fit = {accounts[a.name]: rng.normal(0.0, cfg.topic_fit_sd, len(cfg.topics)).astype(np.float32)
                  for a in cfg.accounts if a.topics}
     format_fit = {accounts[a.name]: rng.normal(0.0, cfg.format_fit_sd, len(cfg.formats)).astype(np.float32)
@@ -369,15 +475,22 @@ def build_world(exp: Experiment, rng: np.random.Generator) -> World:
 
 
 def quality_at_quantile(q: float) -> float:
-    """Latent quality at population quantile ``q`` (qualities are standard normal)."""
+    """Latent quality at population quantile ``q`` in (0, 1) (qualities are standard normal)."""
     return float(ndtri(q))
 
 
 def draw_posts(users: Users, authors: np.ndarray, cfg: WorldConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Static columns for ordinary posts by ``authors`` (shape ``(m,)``)."""
+    """Static columns for ordinary posts by ``authors`` (user ids, shape ``(m,)``).
+
+    Returns
+    -------
+    dict[str, (m,) array]
+        ``author``, ``topic`` (mostly the author's main topic), latent ``quality`` (standard
+        normal over all posts), ``authenticity`` in [0, 1] and ``length_s`` (seconds).
+    """
     m = len(authors)
     n_topics = users.interest.shape[1]
-    off_topic = rng.random(m) < 0.2
+    off_topic = rng.random(m) < OFF_TOPIC_SHARE
     cum = np.cumsum(users.interest[authors], axis=1)
     drawn = (rng.random((m, 1)) * cum[:, -1:] > cum).sum(axis=1).clip(0, n_topics - 1)
     topic = np.where(off_topic, drawn, users.main_topic[authors])

@@ -182,7 +182,7 @@ def _import_ranker_module(module_name: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name != top:  # found, but something it imports is missing
             raise ImportError(f"cannot import ranker module {module_name!r}: {exc}") from exc
-        if cwd in {os.path.abspath(p or ".") for p in sys.path}:
+        if cwd in {os.path.abspath(entry or ".") for entry in sys.path}:
             raise ImportError(f"cannot import ranker module {module_name!r}: {exc} {searched}") from exc
     except ImportError as exc:
         raise ImportError(f"cannot import ranker module {module_name!r}: {exc}") from exc

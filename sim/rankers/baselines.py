@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.config import knob
+from sim.params import knob
 from sim.rankers.base import OTHER, Ranker, Slate, duplicate_in_row, first_k_valid, register
 
 
@@ -64,7 +64,8 @@ class PopularityRanker(_GlobalPool):
     name = "popularity"
 
     def weights(self, recent: np.ndarray) -> np.ndarray:
-        return self.state.posts.views[recent].astype(np.float64) + 1.0  # type: ignore[union-attr]
+        assert self.state is not None
+        return self.state.posts.views[recent].astype(np.float64) + 1.0
 
 
 @register

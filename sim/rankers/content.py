@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from sim.config import knob
-from sim.model.state import bloom_probe
+from sim.model.state import PlatformState, bloom_probe
+from sim.params import knob
 from sim.rankers.base import (
     EXPLORE,
     FOLLOWING,
@@ -105,7 +105,7 @@ class ContentRanker(Ranker):
     name = "content"
     Params = ContentParams
 
-    def start(self, state) -> None:  # type: ignore[no-untyped-def]
+    def start(self, state: PlatformState) -> None:
         super().start(state)
         p = self.params
         s = np.arange(p.stages)
@@ -287,10 +287,14 @@ class ContentRanker(Ranker):
 
 
 @numba.njit(cache=True)
-def _draw_slates(users, n_interest, n_uniform, explore_share, retrieval_share, follow_share,  # type: ignore[no-untyped-def]
-                 retrieval_draws, pool_miss_retrieves, interest_cum, affinity, audience_ascending, suffix_total,
-                 suffix_norm, pool_posts, pool_start, pool_count, topic_items, topic_head, merit, follow_ok, indptr,
-                 indices, author_items, author, seen_bits, seen_offset, seen_words, rng, out_ids, out_channel):
+def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_share: float, retrieval_share: float,
+                 follow_share: float, retrieval_draws: int, pool_miss_retrieves: bool, interest_cum: np.ndarray,
+                 affinity: np.ndarray, audience_ascending: np.ndarray, suffix_total: np.ndarray,
+                 suffix_norm: np.ndarray, pool_posts: np.ndarray, pool_start: np.ndarray, pool_count: np.ndarray,
+                 topic_items: np.ndarray, topic_head: np.ndarray, merit: np.ndarray, follow_ok: np.ndarray,
+                 indptr: np.ndarray, indices: np.ndarray, author_items: np.ndarray, author: np.ndarray,
+                 seen_bits: np.ndarray, seen_offset: np.ndarray, seen_words: np.ndarray, rng: np.random.Generator,
+                 out_ids: np.ndarray, out_channel: np.ndarray) -> None:
     """Fill ``out_ids`` / ``out_channel`` (shape ``(n, k)``, pre-filled with -1) row by row.
 
     Candidate j of a row is an interest candidate for ``j < n_interest`` (its topic drawn from the
@@ -362,7 +366,8 @@ def _draw_slates(users, n_interest, n_uniform, explore_share, retrieval_share, f
 
 
 @numba.njit(cache=True, inline="always")
-def _eligible(post, user, row, filled, author, seen_bits, seen_offset, seen_words, out_ids):  # type: ignore[no-untyped-def]
+def _eligible(post: int, user: int, row: int, filled: int, author: np.ndarray, seen_bits: np.ndarray,
+              seen_offset: np.ndarray, seen_words: np.ndarray, out_ids: np.ndarray) -> bool:
     """Whether ``post`` may fill the next slot of ``user``'s row: a post, not the user's own, not
     seen (the seen filter), not already in the row."""
     if post < 0 or author[post] == user:
@@ -377,7 +382,8 @@ def _eligible(post, user, row, filled, author, seen_bits, seen_offset, seen_word
 
 
 @numba.njit(cache=True, inline="always")
-def _retrieve_one(topic, draws, topic_items, topic_head, merit, rng):  # type: ignore[no-untyped-def]
+def _retrieve_one(topic: int, draws: int, topic_items: np.ndarray, topic_head: np.ndarray, merit: np.ndarray,
+                  rng: np.random.Generator) -> int:
     """Interest retrieval: of ``draws`` recent posts of the topic, the one of highest ``merit`` (the
     pool stage it earned, then its engagement standing); -1 where the topic has no posts."""
     filled = min(topic_head[topic], topic_items.shape[1])
@@ -393,17 +399,19 @@ def _retrieve_one(topic, draws, topic_items, topic_head, merit, rng):  # type: i
 
 
 @numba.njit(cache=True)
-def _count_pool_views(post, channel, fraction, completed, liked, commented, shared, followed, length_s,  # type: ignore[no-untyped-def]
-                      dwell_cap_s, weights, stage, stage_n, stage_sum):
+def _count_pool_views(post: np.ndarray, channel: np.ndarray, fraction: np.ndarray, completed: np.ndarray,
+                      liked: np.ndarray, commented: np.ndarray, shared: np.ndarray, followed: np.ndarray,
+                      length_s: np.ndarray, dwell_cap_s: float, weights: np.ndarray, stage: np.ndarray,
+                      stage_n: np.ndarray, stage_sum: np.ndarray) -> None:
     """Add each pool impression to its post's current stage: one view and its engagement value
     (``weights``: completion, watch fraction, dwell, like, comment, share, follow).  Impressions
     served by an earlier stage of the post (before a promotion) do not count."""
     for i in range(len(post)):
-        p = post[i]
-        if channel[i] < POOL or stage[p] != channel[i] - POOL:
+        post_id = post[i]
+        if channel[i] < POOL or stage[post_id] != channel[i] - POOL:
             continue
-        dwell = min(fraction[i] * length_s[p], dwell_cap_s) / dwell_cap_s
-        stage_n[p] += 1
-        stage_sum[p] += (weights[0] * completed[i] + weights[1] * fraction[i] + weights[2] * dwell
-                         + weights[3] * liked[i] + weights[4] * commented[i] + weights[5] * shared[i]
-                         + weights[6] * followed[i])
+        dwell = min(fraction[i] * length_s[post_id], dwell_cap_s) / dwell_cap_s
+        stage_n[post_id] += 1
+        stage_sum[post_id] += (weights[0] * completed[i] + weights[1] * fraction[i] + weights[2] * dwell
+                               + weights[3] * liked[i] + weights[4] * commented[i] + weights[5] * shared[i]
+                               + weights[6] * followed[i])

@@ -1,6 +1,6 @@
-"""The slate rules the engine enforces on every ranker, and the exact record of what was seen.
+"""The slate rules the engine enforces on every ranker, and the contract suite behind ``check-ranker``.
 
-:func:`check_slate` runs on every slate of every ranker, every round (:meth:`sim.engine.Simulation.serve`)
+:func:`check_slate` runs on every slate of every ranker, every round (:meth:`sim.engine.Simulation.rank`)
 and raises :class:`SlateError` at the first breach, naming the ranker, the rule and one (user, post)
 example.  The rules, in the order they are checked:
 
@@ -114,7 +114,8 @@ _DETAIL = {
 
 
 @numba.njit(cache=True)
-def _scan(ids, channel, users, author, known, seen_bits, seen_offset, seen_words):  # type: ignore[no-untyped-def]
+def _scan(ids: np.ndarray, channel: np.ndarray, users: np.ndarray, author: np.ndarray, known: np.ndarray,
+          seen_bits: np.ndarray, seen_offset: np.ndarray, seen_words: np.ndarray) -> tuple[int, int, int]:
     """One pass over a slate's slots, in row order: the first slot that breaks a rule as (index
     into :data:`RULES`, row, column), or (-1, -1, -1)."""
     n, k = ids.shape

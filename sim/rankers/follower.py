@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from sim.config import knob
-from sim.model.state import bloom_probe
+from sim.model.state import PlatformState, bloom_probe
+from sim.params import knob
 from sim.rankers.base import FOLLOWING, OTHER, RESHARE, Ranker, Slate, duplicate_in_row, register
 
 SUGGESTION_POOL = 32  # most popular recent posts per topic that suggestions are taken from
@@ -97,11 +97,11 @@ class FollowerRanker(Ranker):
         shares) + log1p(the author's followers, bought ones included)."""
         st = self.state
         assert st is not None
-        p = st.posts
-        visible = p.likes[post] + p.bought_likes[post] + p.comments[post] + p.shares[post]
-        return np.log1p(visible) + np.log1p(st.follower_counts[p.author[post]])
+        posts = st.posts
+        visible = posts.likes[post] + posts.bought_likes[post] + posts.comments[post] + posts.shares[post]
+        return np.log1p(visible) + np.log1p(st.follower_counts[posts.author[post]])
 
-    def start(self, state) -> None:  # type: ignore[no-untyped-def]
+    def start(self, state: PlatformState) -> None:
         super().start(state)
         self._main_topics = np.argsort(-state.affinity, axis=1)[:, :2]  # each user's two main topics
         self._now: float | None = None
@@ -115,8 +115,9 @@ class FollowerRanker(Ranker):
         """
         order_users = np.argsort(users, kind="stable")
         self._users = users[order_users]
+        assert self.state is not None
         row, post, channel = self.candidates(self._users, now)
-        posts = self.state.posts  # type: ignore[union-attr]
+        posts = self.state.posts
         if self.params.order == "engagement":
             visible = posts.likes[post] + posts.bought_likes[post] + posts.comments[post] + posts.shares[post]
             score = visible.astype(np.float64) + posts.created_at[post] * 1e-12
@@ -174,8 +175,10 @@ class FollowerRanker(Ranker):
 
 
 @numba.njit(cache=True)
-def _gather(users, indptr, indices, author_items, reshare_items, reshares, created_at, author, now,  # type: ignore[no-untyped-def]
-            lookback_s, seen_bits, seen_offset, seen_words):
+def _gather(users: np.ndarray, indptr: np.ndarray, indices: np.ndarray, author_items: np.ndarray,
+            reshare_items: np.ndarray, reshares: bool, created_at: np.ndarray, author: np.ndarray, now: float,
+            lookback_s: float, seen_bits: np.ndarray, seen_offset: np.ndarray,
+            seen_words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidates of ``users`` (shape ``(n,)``): the latest posts of every followed account (and,
     with ``reshares``, the posts it reshared) at most ``lookback_s`` old at ``now``, not the
     user's own and not seen.  Returns flat (row, post, channel) arrays, one entry per ring slot
@@ -197,12 +200,12 @@ def _gather(users, indptr, indices, author_items, reshare_items, reshares, creat
             for e in range(indptr[user], indptr[user + 1]):
                 followee = indices[e]
                 for slot in range(width):
-                    p = items[followee, slot]
-                    if p < 0 or now - created_at[p] > lookback_s or author[p] == user:
+                    candidate = items[followee, slot]
+                    if candidate < 0 or now - created_at[candidate] > lookback_s or author[candidate] == user:
                         continue
-                    word, mask = bloom_probe(user, p, seen_offset, seen_words)
+                    word, mask = bloom_probe(user, candidate, seen_offset, seen_words)
                     if (seen_bits[word] & mask) == mask:
                         continue
-                    row[m], post[m], channel[m] = r, p, code
+                    row[m], post[m], channel[m] = r, candidate, code
                     m += 1
     return row[:m], post[:m], channel[:m]

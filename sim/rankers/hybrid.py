@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.config import knob
+from sim.params import knob
 from sim.rankers.base import Feedback, PoolDecisions, Ranker, Slate, duplicate_in_row, first_k_valid, register
 from sim.rankers.content import ContentParams, ContentRanker
 from sim.rankers.follower import FollowerParams, FollowerRanker
+
+if TYPE_CHECKING:
+    from sim.model.state import PlatformState
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class HybridRanker(Ranker):
     name = "hybrid"
     Params = HybridParams
 
-    def start(self, state) -> None:  # type: ignore[no-untyped-def]
+    def start(self, state: PlatformState) -> None:
         super().start(state)
         content_rng, follower_rng = self.rng.spawn(2)
         self.content = ContentRanker(ContentParams(), content_rng)
