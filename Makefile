@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 NAME ?= trinidad
 ARGS ?=
 
-.PHONY: setup setup-ray test test-slow experiment example report docs bench calibrate lint clean
+SEED_CASES := trinidad jessia kardashian microcommunities feedback small_business discovery cant_cheat calibration
+
+.PHONY: setup setup-ray test test-slow experiment experiments example report docs bench calibrate lint clean
 
 # What `make test` needs: the package (what a run needs) and its dev extra (test tools, matplotlib
 # for the report, pandas for Results.to_pandas); `make test` adds Ray (setup-ray).
@@ -33,6 +35,17 @@ test-slow: setup-ray
 
 experiment: setup
 	$(BIN)/python -m sim run experiments/$(NAME).toml $(ARGS)
+
+# Every seed case and the calibration world, then their declared [[claims]]: fails if any run fails or
+# any claim does not pass (ARGS=--quick: the quick variants, in results/<name>-quick).
+experiments: setup
+	@status=0; folders=""; \
+	for name in $(SEED_CASES); do \
+		$(BIN)/python -m sim run experiments/$$name.toml $(ARGS) || status=1; \
+		folders="$$folders results/$$name$(if $(findstring --quick,$(ARGS)),-quick,)"; \
+	done; \
+	$(BIN)/python -m sim claims $$folders || status=1; \
+	exit $$status
 
 # A custom ranker outside sim/ (examples/my_ranker) against content and follower, through sim.run.
 example: setup

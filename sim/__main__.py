@@ -125,6 +125,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_claims(args: argparse.Namespace) -> int:
+    import pyarrow.parquet as pq
+
+    failed = 0
+    for folder in map(Path, args.folders):
+        path = folder / "claims.parquet"
+        if not path.exists():
+            print(f"{folder}: no claims.parquet (run the experiment first)")
+            failed += 1
+            continue
+        claims = pq.read_table(path).to_pylist()
+        print(f"{folder}: {sum(c['verdict'] == 'pass' for c in claims)} of {len(claims)} claims pass")
+        for c in claims:
+            value = "n/a" if c["value"] is None else f"{c['value']:.4g}"
+            print(f"  {c['verdict'].upper():<19}{c['statistic']}({c['metric']}, {c['subject']}) = {value} "
+                  f"{c['compare']} {c['threshold']:g}: {c['sentence']}")
+        failed += sum(c["verdict"] != "pass" for c in claims)
+    return 1 if failed else 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for path in sorted(EXPERIMENTS.glob("*.toml")):
         try:
@@ -244,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("claims", help="print the declared claims' verdicts of results folders; exit 1 unless all pass")
+    p.add_argument("folders", nargs="+", metavar="RESULTS_FOLDER")
+    p.set_defaults(func=cmd_claims)
     p = sub.add_parser("list", help="list experiments with their descriptions")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("schema", help="print every configuration field (or --results: every result column)")

@@ -21,7 +21,6 @@ so it is never returned silently).
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from sim.batch.folder import FolderError, read_manifest
 from sim.batch.runner import TABLES, Runner, RunOutcome, plan
 from sim.config import Experiment, apply_overrides, check_memory, parse, points, quick_overrides, to_dict
 from sim.config import load as read_experiment
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 #: Every table a results folder holds: the combined per-run tables, the summary, and the
 #: sampled impressions (a folder of Parquet files, one per run).
-TABLE_NAMES = (*TABLES, "summary", "impressions")
+TABLE_NAMES = (*TABLES, "summary", "claims", "impressions")
 
 
 class ResultsError(ValueError):
@@ -87,9 +87,11 @@ class Results:
             raise ResultsError(f"{self.path}: not a results folder (no manifest.json; expected a folder written "
                                f"by sim.run() or `python -m sim run`)")
         try:
-            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ResultsError(f"{manifest_path}: not readable JSON ({exc})") from None
+            manifest = read_manifest(self.path)
+        except FolderError as exc:
+            raise ResultsError(str(exc)) from None
+        assert manifest is not None
+        self.manifest: dict[str, Any] = manifest
         if not isinstance(self.manifest.get("config"), dict):
             raise ResultsError(f"{manifest_path}: no 'config' object (not written by feedsim?)")
 
@@ -158,8 +160,10 @@ class Results:
         users = config.get("world", {}).get("users")
         where = f"{users:,} users, " if isinstance(users, int) else ""
         days, replicates = config.get("horizon_days"), config.get("replicates")
+        span = f"{days:g} days, " if isinstance(days, int | float) else ""
+        reps = f"{replicates} replicate{'' if replicates == 1 else 's'}" if isinstance(replicates, int) else ""
         return (f"<Results {self.name!r}: {len(self.run_ids)} runs of {', '.join(self.rankers)} "
-                f"({where}{days:g} days, {replicates} replicate{'' if replicates == 1 else 's'}) at {self.path}>")
+                f"({where}{span}{reps}) at {self.path}>")
 
 
 def load(path: str | Path) -> Results:
@@ -218,7 +222,8 @@ def run(experiment: str | Path | Mapping[str, Any] | Experiment, *, out: str | P
     quick
         The experiment's ``[quick]`` variant (default: at most 50,000 users, 2 replicates, 1 day).
     jobs
-        Processes (default: all cores).  One job runs in this process.
+        Processes at once (default: all cores); every run has a process of its own, so a ranker
+        that ends its process fails its run alone.
     overrides
         ``{"dotted.key": value}``, as ``--set`` (``"rankers.<label>.<param>"`` for a ranker's params).
     force

@@ -71,8 +71,7 @@ class Folder:
     rankers: tuple[str, ...]
     summary: dict[str, list[Any]]
     description: str
-    wall_s: float | None = None  # the last batch's wall-clock seconds (a resumed batch: its own part)
-    jobs: int | None = None
+    run_s: float | None = None  # the finished runs' wall-clock seconds, summed (each run in its own process)
 
 
 # --------------------------------------------------------------------------- reading
@@ -83,6 +82,14 @@ def _users(config: dict[str, Any], sweep_points: list[dict[str, Any]]) -> str:
     if len(swept) > 1:
         return f"{swept[0]:,}–{swept[-1]:,}"
     return f"{int(swept[0] if swept else config['world']['users']):,}"
+
+
+def _run_seconds(manifest: dict[str, Any]) -> float | None:
+    """The finished runs' wall seconds, summed: what the runs cost, however many batches and jobs."""
+    runs = manifest.get("runs")
+    if not isinstance(runs, dict) or not runs:
+        return None
+    return float(sum(float(r.get("wall_s", 0.0)) for r in runs.values() if isinstance(r, dict)))
 
 
 def read_folder(path: Path) -> Folder:
@@ -111,7 +118,7 @@ def read_folder(path: Path) -> Folder:
         revision=(manifest.get("git_revision") or "unknown")[:10], highlights=highlights,
         rankers=rankers or tuple(dict.fromkeys(summary.get("ranker", []))), summary=summary,
         description=str(config.get("description", "")),
-        wall_s=manifest.get("wall_s"), jobs=manifest.get("jobs"),
+        run_s=_run_seconds(manifest),
     )
 
 
@@ -201,13 +208,10 @@ def headline(folder: Folder, metric: str) -> str:
 
 
 def describe(folder: Folder) -> str:
-    """One line: the folder, quick or full, users, days, replicates, finished runs, wall time, revision."""
+    """One line: the folder, quick or full, users, days, replicates, finished runs, run time, revision."""
     kind = "quick" if folder.quick else "full"
     plural = "" if folder.replicates == 1 else "s"
-    wall = ""
-    if folder.wall_s is not None:
-        jobs = f" with {folder.jobs} job{'' if folder.jobs == 1 else 's'}" if folder.jobs else ""
-        wall = f", {folder.wall_s / 60:.1f} min wall{jobs}"
+    wall = f", {folder.run_s / 60:.1f} min of run time in all" if folder.run_s is not None else ""
     return (f"`{folder.path.parent.name}/{folder.path.name}/` ({kind}): {folder.users} users, {folder.days:g} days, "
             f"{folder.replicates} replicate{plural} per ranker, {folder.runs} runs{wall}, revision `{folder.revision}`")
 

@@ -82,14 +82,14 @@ def test_run_writes_the_folder_the_command_line_writes(results: Results, tmp_pat
     assert main(["run", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "cli"), "--jobs", "1"]) == 0
     files = sorted(p.relative_to(results.path) for p in results.path.rglob("*.parquet"))
     assert files == sorted(p.relative_to(tmp_path / "cli") for p in (tmp_path / "cli").rglob("*.parquet"))
-    assert len(files) == 6 + 1 + 2 + 2 * 7  # combined tables, summary, impressions of 2 runs, 2 run folders
+    assert len(files) == 6 + 2 + 2 + 2 * 7  # combined tables, summary and claims, impressions of 2 runs, 2 runs
     for f in files:
         assert (results.path / f).read_bytes() == (tmp_path / "cli" / f).read_bytes(), f
 
 
 def test_results_tables_manifest_and_repr(results: Results) -> None:
     assert results.tables == ["runs", "focal", "posts", "promotions", "timeseries", "measures", "summary",
-                              "impressions"]
+                              "claims", "impressions"]
     runs = results.table("runs")
     assert runs.column("run_id").to_pylist() == ["follower-r0", "content-r0"]
     assert runs.column("users").to_pylist() == [400, 400]
@@ -121,8 +121,12 @@ def test_not_a_results_folder(tmp_path: Path, results: Results, monkeypatch: pyt
     with pytest.raises(ResultsError, match=f"{tmp_path / 'nope'}: no such folder"):
         sim.load(tmp_path / "nope")
     with pytest.raises(ResultsError, match=r"unknown table 'run' \(known: runs, focal, posts, promotions, "
-                                           r"timeseries, measures, summary, impressions\)"):
+                                           r"timeseries, measures, summary, claims, impressions\)"):
         results.table("run")
+    for content in (b"[1, 2]", b"\xe9\x00", b'{"name": "pwa"}'):  # another tool's manifest, or none at all
+        (tmp_path / "manifest.json").write_bytes(content)
+        with pytest.raises(ResultsError, match="not a feedsim manifest"):
+            sim.load(tmp_path)
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas raises ImportError
     with pytest.raises(ImportError, match=r"Results.to_pandas needs pandas: pip install 'feedsim\[analysis\]'"):
         results.to_pandas("runs")

@@ -184,7 +184,7 @@ def test_generator_tables_a_results_folder(tiny_results: Path, monkeypatch: pyte
     assert "old" not in readme and readme.endswith("<!-- /generated:seed-cases -->\nend\n")
     results = (root / "docs" / "results.md").read_text()
     assert "`results/tiny/` (full): 2,000 users, 0.05 days, 2 replicates per ranker, 4 runs, " in results
-    assert " min wall with 1 job, revision `" in results
+    assert " min of run time in all, revision `" in results
     assert "`results/tiny-quick/` (quick)" in results and 'ARGS="--quick"' in results
     assert "probe" not in results and "empty" not in results
     # per folder: 2 rankers x 2 highlights without an interval, and content's 2 paired differences

@@ -370,3 +370,49 @@ def test_a_ranker_that_ends_its_process_fails_its_run_alone(tmp_path: Path, cls:
     assert "1 run(s) failed: bad-r0" in done.stderr
     assert "interrupted" not in done.stderr
     assert sorted(p.name for p in (tmp_path / "out" / "runs").iterdir()) == ["content-r0", "follower-r0"]
+
+
+def test_another_tools_runs_folder_or_temporary_file_is_not_feedsims(tiny: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A runs/ of TensorBoard's, or a cache.tmp of the user's, does not make a folder feedsim's."""
+    (tiny.parent / "u" / "runs" / "exp1").mkdir(parents=True)
+    (tiny.parent / "u" / "report.md").write_text("NOTES")
+    assert run(tiny, "--out", "u") == 2
+    assert "holds files feedsim did not write (runs/exp1)" in capsys.readouterr().err
+    assert (tiny.parent / "u" / "report.md").read_text() == "NOTES"
+    (tiny.parent / "t" / "cache.tmp").mkdir(parents=True)
+    (tiny.parent / "t" / "cache.tmp" / "file").write_text("x")
+    assert run(tiny, "--out", "t") == 2
+    assert "holds files feedsim did not write (cache.tmp)" in capsys.readouterr().err
+    assert (tiny.parent / "t" / "cache.tmp" / "file").read_text() == "x"
+
+
+def test_fewer_replicates_leave_no_run_of_the_larger_plan_in_the_tables(tiny: Path) -> None:
+    assert run(tiny, "--out", "out", "--replicates", "2") == 0
+    assert run(tiny, "--out", "out", "--replicates", "1") == 0
+    out = tiny.parent / "out"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["runs"]) == sorted(manifest["finished"]) == ["content-r0", "follower-r0"]
+    assert sorted(p.name for p in (out / "impressions").iterdir()) == ["run_id=content-r0", "run_id=follower-r0"]
+    assert sorted(set(pq.read_table(out / "runs.parquet")["run_id"].to_pylist())) == ["content-r0", "follower-r0"]
+
+
+LINGERING = '''\
+import threading, time
+from sim.rankers.follower import FollowerRanker
+
+
+class Lingers(FollowerRanker):
+    def start(self, state):
+        threading.Thread(target=time.sleep, args=(3600,)).start()  # not a daemon: it would outlive the run
+        super().start(state)
+'''
+
+
+def test_a_run_whose_ranker_leaves_a_thread_running_does_not_hang_the_batch(tmp_path: Path) -> None:
+    (tmp_path / "lingering.py").write_text(LINGERING)
+    (tmp_path / "x.toml").write_text(TINY + '\n[[rankers]]\nname = "lingering:Lingers"\nlabel = "lingers"\n')
+    done = run_cli("run", "x.toml", "--out", "out", "--jobs", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out" / "runs").iterdir()) == ["content-r0", "follower-r0",
+                                                                              "lingers-r0"]

@@ -16,10 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.analysis import bootstrap, metrics
+from sim.analysis import bootstrap, claims, metrics
 from sim.batch.folder import write_parquet
 from sim.batch.plan import RunnerError, plan, sweep_columns
-from sim.config import Experiment, Point
+from sim.config import Experiment, Point, to_dict
 from sim.recording import make_table, sweep_field
 
 #: The tables every run writes and the folder combines (``impressions`` is partitioned instead).
@@ -59,6 +59,7 @@ def combine(out: Path, exp: Experiment, pts: list[Point]) -> None:
             raise
         os.replace(tmp, target)
     write_summary(out, exp, pts)
+    write_claims(out, exp)
     _partition_impressions(out, run_dirs)
 
 
@@ -98,6 +99,25 @@ def write_summary(out: Path, exp: Experiment, pts: list[Point]) -> None:
     tmp = out / ".summary.parquet.tmp"
     write_parquet(table, tmp)
     os.replace(tmp, out / "summary.parquet")
+
+
+def write_claims(out: Path, exp: Experiment) -> None:
+    """``claims.parquet``: every ``[[claims]]`` table judged on the runs (measures joined) and the
+    summary (:func:`sim.analysis.claims.evaluate`); no rows where the file declares none.  Nothing is
+    written without a ``runs.parquet``."""
+    path = out / "runs.parquet"
+    if not path.exists():
+        return
+    runs = pq.read_table(path).to_pydict()
+    measures_path = out / "measures.parquet"
+    if measures_path.exists():
+        runs.update(measure_columns(runs["run_id"], pq.read_table(measures_path).to_pydict()))
+    summary_path = out / "summary.parquet"
+    summary = pq.read_table(summary_path).to_pydict() if summary_path.exists() else None
+    columns = claims.evaluate(to_dict(exp.claims), runs, summary)
+    tmp = out / ".claims.parquet.tmp"
+    write_parquet(make_table("claims", columns), tmp)
+    os.replace(tmp, out / "claims.parquet")
 
 
 def _read(reader: Callable[[Path], Any], path: Path) -> Any:

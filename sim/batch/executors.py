@@ -94,6 +94,12 @@ def _worker(job: Job, conn: Any, parent: int) -> None:
         outcome = RunOutcome(run_id, error=f"{where(point, key)}: the run raised {exc!r}\n{traceback.format_exc()}")
     conn.send(outcome)
     conn.close()
+    # At once: a thread a ranker started, or an atexit hook, must not keep a finished run's
+    # process (and the driver waiting for it) alive.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _died(job: Job, exitcode: int | None) -> RunOutcome:
@@ -117,7 +123,9 @@ def processes(workers: int) -> Executor:
     worker.  Workers end with their driver, even one killed outright (:func:`_die_with`)."""
 
     def run(jobs: list[Job]) -> Outcomes:
-        context = multiprocessing.get_context()
+        # fork where there is one: the worker's parent is then the driver, whose death it watches
+        # (under forkserver, Python 3.14's default on Linux, the parent would be the server).
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         queue = list(jobs)
         live: dict[Any, tuple[Any, Any, Job]] = {}  # sentinel -> (process, connection, job)
 
@@ -142,7 +150,10 @@ def processes(workers: int) -> Executor:
             for process, _conn, _ in live.values():
                 process.terminate()
             for process, conn, _ in live.values():
-                process.join()
+                process.join(timeout=10)
+                if process.is_alive():  # a ranker that handles SIGTERM itself
+                    process.kill()
+                    process.join()
                 conn.close()
 
     return run
@@ -165,7 +176,10 @@ def _collect(live: dict[Any, tuple[Any, Any, Job]], stopping: _StopSignals) -> O
             outcome = conn.recv() if conn.poll() else None
         except (EOFError, OSError):
             outcome = None
-        process.join()
+        process.join(timeout=10)
+        if process.is_alive():  # sent its outcome but does not end: it is not waited for
+            process.kill()
+            process.join()
         conn.close()
         del live[process.sentinel]
         yield outcome if outcome is not None else _died(job, process.exitcode)

@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -33,6 +34,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from sim.recording import SCHEMAS
 
 #: The value of ``manifest.json``'s ``format`` key: what marks a folder as feedsim's.
 FORMAT = "feedsim-results/1"
@@ -47,6 +50,10 @@ WRITTEN = frozenset({"manifest.json", "runs", "impressions", "plots", "report.md
 
 LOCK_NAME = ".lock"
 
+#: A run folder being written (``runs/<run id>.tmp``) and an impressions partition being copied.
+RUN_TEMPORARY = re.compile(r"[A-Za-z0-9_.-]+\.tmp")
+PARTITION_TEMPORARY = re.compile(r"\.run_id=[A-Za-z0-9_.-]+\.tmp")
+
 #: Folders whose lock this process holds: a POSIX record lock does not conflict with another taken
 #: by the same process (and closing either releases both), so the process keeps count itself.
 _HELD: set[Path] = set()
@@ -56,10 +63,25 @@ class FolderError(RuntimeError):
     """A results folder that feedsim must not write into, replace or share."""
 
 
+#: Temporary names feedsim writes at the top level of a results folder: a table or the manifest
+#: before its rename, the report before its rename, a Ray batch's stop file.
+_TEMPORARY = re.compile(r"\.(?P<table>\w+)\.parquet\.tmp|manifest\.json\.tmp|report\.md\.tmp|\.stop-\d+-\d+")
+
+
+def _is_temporary(name: str) -> bool:
+    match = _TEMPORARY.fullmatch(name)
+    return match is not None and (match["table"] is None or match["table"] in SCHEMAS)
+
+
 def _is_written_name(name: str) -> bool:
     """True for a top-level name feedsim writes: its tables, their temporary files, stop files."""
-    return (name in WRITTEN or name.endswith(".parquet") or name.endswith(".tmp")
-            or name.startswith(".stop-"))
+    return name in WRITTEN or (name.endswith(".parquet") and name[: -len(".parquet")] in SCHEMAS) \
+        or _is_temporary(name)
+
+
+def _is_run_folder(entry: Path) -> bool:
+    """A folder in ``runs/`` that feedsim wrote: a finished run (its ``run.json``), or one being written."""
+    return entry.is_dir() and not entry.is_symlink() and ((entry / "run.json").is_file() or entry.name.endswith(".tmp"))
 
 
 def read_manifest(out: Path) -> dict[str, Any] | None:
@@ -113,11 +135,15 @@ def check_place(out: Path) -> None:
         return
     names = {p.name for p in resolved.iterdir()}
     foreign = sorted(name for name in names if not _is_written_name(name))
-    lasting = {name for name in names if name != LOCK_NAME and not name.endswith(".tmp")
-               and not name.startswith(".stop-")}
-    if not foreign and lasting and "runs" not in names:
-        # A results folder whose manifest was lost still has its runs/; a report.md alone is a user's.
-        foreign = sorted(lasting)
+    lasting = {name for name in names if name != LOCK_NAME and not _is_temporary(name)}
+    runs = resolved / "runs"
+    if not foreign and lasting:
+        # A results folder whose manifest was lost still has its runs/, holding run folders only;
+        # a report.md alone, or a runs/ of another tool's, is a user's.
+        if not runs.is_dir() or runs.is_symlink():
+            foreign = sorted(lasting)
+        else:
+            foreign = [f"runs/{p.name}" for p in sorted(runs.iterdir()) if not _is_run_folder(p)]
     if foreign:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise FolderError(f"--out {out}: exists and holds files feedsim did not write ({shown}); "
@@ -139,7 +165,7 @@ def clear(out: Path) -> list[str]:
         if not _is_written_name(name):
             kept.append(name)
         elif name == "runs":
-            _clear_children(entry, lambda p: p.is_dir() and ((p / "run.json").exists() or p.name.endswith(".tmp")))
+            _clear_children(entry, _is_run_folder)
         elif name == "impressions":
             _clear_children(entry, lambda p: p.name.startswith(("run_id=", ".run_id=")))
         elif name == "plots":
@@ -167,16 +193,16 @@ def _clear_children(folder: Path, written: Any) -> None:
 def clear_stale_temporaries(out: Path) -> list[str]:
     """Remove temporary files and folders an interrupted or killed batch left; return their names."""
     removed = []
-    for folder in (out, out / "runs", out / "impressions"):
-        if not folder.is_dir():
-            continue
-        for entry in folder.iterdir():
-            if entry.name.endswith(".tmp") or entry.name.startswith(".stop-"):
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-                removed.append(str(entry.relative_to(out)))
+    stale = [p for p in out.iterdir() if _is_temporary(p.name)]
+    for folder, pattern in ((out / "runs", RUN_TEMPORARY), (out / "impressions", PARTITION_TEMPORARY)):
+        if folder.is_dir() and not folder.is_symlink():
+            stale += [p for p in folder.iterdir() if pattern.fullmatch(p.name)]
+    for entry in stale:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(str(entry.relative_to(out)))
     return removed
 
 
@@ -197,7 +223,7 @@ class FolderLock:
         if key in _HELD:
             raise FolderError(f"{self.path.parent}: in use by another feedsim batch (pid {os.getpid()}, this "
                               f"process); wait for it to finish, then run the same command again")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

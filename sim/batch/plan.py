@@ -34,8 +34,9 @@ class RunKey:
 #: Experiment fields that do not change what any one run is, so changing them does not make a
 #: results folder hold a different configuration (the manifest takes the file's current ones): how
 #: results are presented, and how many replicates there are (a replicate's random streams depend on
-#: the seed and its index alone, so raising ``replicates`` adds runs and keeps the finished ones).
-NOT_HASHED = ("highlights", "description", "replicates")
+#: the seed and its index alone, so raising ``replicates`` adds runs and keeps the finished ones), and
+#: the claims judged on the runs.
+NOT_HASHED = ("highlights", "description", "replicates", "claims")
 
 
 def config_hash(exp: Experiment) -> str:

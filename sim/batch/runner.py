@@ -149,7 +149,7 @@ class Runner:
             if old.get("git_revision") and revision and old["git_revision"] != revision:
                 self.progress(f"warning: {self.out} was started at revision {old['git_revision'][:10]}, this "
                               f"is {revision[:10]}: finished runs are kept, and a model change in between "
-                              f"would mix into the results (--force reruns them all)")
+                              f"would mix into the results (to rerun them all, give another --out)")
             current = to_dict(self.exp)
             old["config"].update({k: current[k] for k in NOT_HASHED})
             old.update({"format": FORMAT, "command": self.command, "quick": self.quick})
@@ -165,10 +165,21 @@ class Runner:
         folder that fails :func:`verify_run` is removed (and said) so that it is redone."""
         runs = self.out / "runs"
         kept = []
+        planned = {key.run_id(self.points) for key in keys}
+        for run_id in [r for r in manifest["runs"] if r not in planned]:  # e.g. after fewer replicates
+            manifest["runs"].pop(run_id)
+        impressions = self.out / "impressions"
+        if impressions.is_dir():
+            for partition in impressions.glob("run_id=*"):
+                if partition.name.removeprefix("run_id=") not in planned:
+                    shutil.rmtree(partition)  # combine() copies it back if the run is planned again
         for key in keys:
             run_id = key.run_id(self.points)
             run_dir = runs / run_id
-            partition = self.out / "impressions" / f"run_id={run_id}"
+            partition = impressions / f"run_id={run_id}"
+            if run_dir.exists() and not (run_dir / "run.json").is_file():
+                raise RunnerError(f"{run_dir}: not a run folder feedsim wrote (no run.json); move it away and "
+                                  f"run the same command again")
             reason = verify_run(run_dir, self.digest) if run_dir.exists() else None
             if reason is not None:
                 self.progress(f"redoing run {run_id}: {reason}")
@@ -201,7 +212,7 @@ class Runner:
         try:
             check_place(self.out)
             self.out.mkdir(parents=True, exist_ok=True)
-            with locked(self.out, self.command):
+            with sigterm_interrupts(), locked(self.out, self.command):
                 outcomes = self._run_locked(list(keys))
                 if after is not None:
                     after(outcomes)
@@ -210,6 +221,10 @@ class Runner:
             raise RunnerError(str(exc)) from None
         except OSError as exc:
             raise RunnerError(_os_error(exc, self.out)) from None
+        except KeyboardInterrupt as exc:  # outside the runs: while preparing, combining or reporting
+            how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            raise Interrupted(f"{how} while writing {self.out}'s tables or report; finished runs are kept: run "
+                              f"the same command again to finish", terminated=isinstance(exc, Terminated)) from None
 
     def _run_locked(self, keys: list[RunKey]) -> list[RunOutcome]:
         """:meth:`run` once the folder is locked: resume, run what is left, combine, close the manifest."""
@@ -225,8 +240,7 @@ class Runner:
         outcomes: list[RunOutcome] = []
         progress = _Progress(len(todo), started, self.show_bar, self.progress)
         try:
-            with progress.bar, sigterm_interrupts(), \
-                    contextlib.closing(self._executor()([self._job(k) for k in todo])) as stream:
+            with progress.bar, contextlib.closing(self._executor()([self._job(k) for k in todo])) as stream:
                 for outcome in stream:
                     outcomes.append(outcome)
                     if outcome.error is None:

@@ -36,6 +36,7 @@ from sim.config.schema import (
     DEFAULT_DIURNAL,
     DEFAULT_TOPIC_NAMES,
     BehaviorConfig,
+    Claim,
     ConfigError,
     Experiment,
     PlantedAccount,
@@ -65,7 +66,7 @@ from sim.params import knob
 __all__ = [
     "CONTROL_CHARACTERS", "DAY", "DEFAULT_DIURNAL", "DEFAULT_TOPIC_NAMES", "INT64_MAX", "MAX_SWEEP_POINTS",
     "MEMORY_BASE", "MEMORY_MARGIN", "MEMORY_PER_FOLLOW", "MEMORY_PER_POST", "MEMORY_PER_USER",
-    "MEMORY_PER_USER_DAY", "SAFE_NAME", "SAFE_NAME_RULE", "BehaviorConfig", "ConfigError", "Experiment",
+    "MEMORY_PER_USER_DAY", "SAFE_NAME", "SAFE_NAME_RULE", "BehaviorConfig", "Claim", "ConfigError", "Experiment",
     "PlantedAccount", "Point", "PostEvent", "Product", "RankerSpec", "RecordingConfig", "WorldConfig",
     "apply_overrides", "build", "check_memory", "default_label", "estimate_peak_bytes", "format_bytes", "knob",
     "load", "machine_memory_bytes", "name_problem", "overrides_of", "parse", "parse_value", "parse_variant",

@@ -66,7 +66,7 @@ def points(exp: Experiment) -> list[Point]:
     source: str = getattr(exp, "_source", "<config>")
     if not exp.sweep:
         return [Point(0, {}, exp)]
-    base = {k: v for k, v in table.items() if k not in ("sweep", "quick", "baseline_point")}
+    base = {k: v for k, v in table.items() if k not in ("sweep", "quick", "baseline_point", "claims")}
     out = []
     for i, params in enumerate(sweep_points(exp.sweep)):
         point_exp = parse(apply_overrides(base, params, source), source)

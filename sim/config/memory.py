@@ -130,7 +130,7 @@ def _memory_points(exp: Experiment) -> list[Point]:
         return [Point(0, {}, exp)]
     table: dict[str, Any] = getattr(exp, "_table", {})
     source: str = getattr(exp, "_source", "<config>")
-    base = {k: v for k, v in table.items() if k not in ("sweep", "quick", "baseline_point")}
+    base = {k: v for k, v in table.items() if k not in ("sweep", "quick", "baseline_point", "claims")}
     relevant: dict[str, dict[str, Any]] = {}
     for params in sweep_points(exp.sweep):
         sized = {k: v for k, v in params.items() if k.startswith(("world.", "horizon_days", "warmup_hours"))}

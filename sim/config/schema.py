@@ -237,6 +237,37 @@ class RecordingConfig:
                                 "share) to the measures table")
 
 
+#: Statistics a claim may take over its subject's per-replicate values (see :class:`Claim`).
+CLAIM_STATISTICS = ("median", "mean", "min", "max", "share_of_replicates", "ci_low", "ci_high",
+                    "point_rel_mean", "point_rel_ci_low", "point_rel_ci_high")
+#: Comparisons of a claim's value with its threshold.
+CLAIM_COMPARISONS = (">=", "<=", ">", "<")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One ``[[claims]]`` table: what the experiment must show, judged on every run of it."""
+
+    metric: str = knob(desc="a runs.parquet column or a <kind>.<entity>.<metric> measure (python -m sim "
+                       "schema --results)")
+    threshold: float = knob(desc="the value the statistic is compared with")
+    sentence: str = knob(desc="what the claim shows, in words (the report's Claims section)")
+    ranker: str = knob("", "the ranker label the claim is about (or set difference or ratio)")
+    difference: tuple[str, ...] = knob(default_factory=tuple, desc="two ranker labels [a, b]: the claim is "
+                                       "about a - b per replicate (paired)")
+    ratio: tuple[str, ...] = knob(default_factory=tuple, desc="two ranker labels [a, b]: the claim is about "
+                                  "a / b per replicate (paired)")
+    statistic: str = knob("median", "over replicates: median, mean, min, max; share_of_replicates (with "
+                          "at_least and/or at_most, per replicate); ci_low, ci_high (the 95% interval of the "
+                          "mean; null below 5 replicates); point_rel_* (a ranker's paired relative change "
+                          "versus the file's baseline_point, from summary.parquet)", choices=CLAIM_STATISTICS)
+    compare: str = knob(">=", "how the statistic is compared with the threshold", choices=CLAIM_COMPARISONS)
+    at_least: Any = knob(None, "share_of_replicates: a replicate counts where its value is >= this")
+    at_most: Any = knob(None, "share_of_replicates: a replicate counts where its value is <= this")
+    point: int = knob(-1, "sweep point index the claim is judged at (required in a file with a sweep; "
+                      "-1: no sweep)", lo=-1)
+
+
 @dataclass(frozen=True)
 class Experiment:
     """An experiment file."""
@@ -267,6 +298,8 @@ class Experiment:
                       "[sweep.zip]: lists of equal length varied together")
     quick: Any = knob(default_factory=dict, desc="[quick]: 'dotted.key' = value overrides applied by --quick "
                       "(default: at most 50,000 users, 2 replicates, at most 1 day)")
+    claims: tuple[Claim, ...] = knob(default_factory=tuple, desc="what the experiment must show ([[claims]] "
+                                     "tables): evaluated into claims.parquet and the report")
 
     @property
     def warmup_s(self) -> float:

@@ -178,6 +178,43 @@ def _check_references(exp: Experiment, problems: list[str]) -> None:
                         f"(the file has {n_points or 'no'} sweep points)")
     if exp.baseline and exp.baseline not in labels:
         problems.append(f"baseline: unknown ranker label {exp.baseline!r} (known: {', '.join(sorted(labels))})")
+    _check_claims(exp, labels, n_points, problems)
+
+
+def _check_claims(exp: Experiment, labels: set[str], n_points: int, problems: list[str]) -> None:
+    """Every ``[[claims]]`` table names one subject (a ranker, or two for a difference or ratio) of
+    known labels, the bounds its statistic needs, and a sweep point where the file has a sweep."""
+    known = ", ".join(sorted(labels))
+    for i, claim in enumerate(exp.claims):
+        key = f"claims[{i}]"
+        subjects = [name for name in ("ranker", "difference", "ratio") if getattr(claim, name)]
+        if len(subjects) != 1:
+            problems.append(f"{key}: set exactly one of ranker, difference = [a, b] or ratio = [a, b] "
+                            f"(got {', '.join(subjects) or 'none'})")
+        if claim.ranker and claim.ranker not in labels:
+            problems.append(f"{key}.ranker: unknown ranker label {claim.ranker!r} (known: {known})")
+        for name in ("difference", "ratio"):
+            pair = getattr(claim, name)
+            if pair and (len(pair) != 2 or pair[0] == pair[1]):
+                problems.append(f"{key}.{name}: expected two different ranker labels [a, b] (got {list(pair)})")
+            for j, label in enumerate(pair):
+                if label not in labels:
+                    problems.append(f"{key}.{name}[{j}]: unknown ranker label {label!r} (known: {known})")
+        for name in ("at_least", "at_most"):
+            bound = getattr(claim, name)
+            if bound is not None and _finite(bound) is None:
+                problems.append(f"{key}.{name}: expected a finite number (got {brief_repr(bound)})")
+            elif bound is not None and claim.statistic != "share_of_replicates":
+                problems.append(f"{key}.{name}: only statistic = 'share_of_replicates' takes it")
+        if claim.statistic == "share_of_replicates" and claim.at_least is None and claim.at_most is None:
+            problems.append(f"{key}.statistic: share_of_replicates needs at_least and/or at_most")
+        if claim.statistic.startswith("point_rel") and (not claim.ranker or exp.baseline_point < 0):
+            problems.append(f"{key}.statistic: {claim.statistic} needs ranker and the file's baseline_point")
+        if n_points > 1 and not 0 <= claim.point < n_points:
+            problems.append(f"{key}.point: required in a file with a sweep: a point index 0-{n_points - 1} "
+                            f"(got {claim.point})")
+        elif n_points <= 1 and claim.point > 0:
+            problems.append(f"{key}.point: {claim.point} is not a sweep point (the file has no sweep)")
 
 
 def _check_world(world: WorldConfig, problems: list[str]) -> tuple[dict[str, PlantedAccount], dict[str, Product]]:
@@ -393,7 +430,7 @@ def _check_sweep(table: Mapping[str, Any], source: str, problems: list[str]) -> 
     except ConfigError as exc:
         problems.extend(exc.problems)
         return
-    base = {k: v for k, v in table.items() if k not in ("sweep", "quick", "baseline_point")}
+    base = {k: v for k, v in table.items() if k not in ("sweep", "quick", "baseline_point", "claims")}
     for point in points[:1] + points[-1:]:
         for key in point:
             _check_variant(base, {key: point[key]}, f"sweep.{key}", source, problems)

@@ -148,6 +148,24 @@ SCHEMAS: dict[str, list[Column]] = {
         ("point_rel_ci_low", pa.float64(), "", "its 95% bootstrap interval, lower"),
         ("point_rel_ci_high", pa.float64(), "", "its 95% bootstrap interval, upper"),
     ],
+    "claims": [
+        ("claim", pa.int32(), "", "index of the [[claims]] table in the experiment file"),
+        ("metric", pa.string(), "", "a runs.parquet column or a <kind>.<entity>.<metric> measure"),
+        ("subject", pa.string(), "", "ranker label, 'a - b' (paired difference) or 'a / b' (paired ratio)"),
+        ("point", pa.int32(), "", "sweep point index the claim is judged at (-1: no sweep)"),
+        ("statistic", pa.string(), "", "median | mean | min | max | share_of_replicates | ci_low | ci_high | "
+                                       "point_rel_mean | point_rel_ci_low | point_rel_ci_high"),
+        ("compare", pa.string(), "", ">= | <= | > | <"),
+        ("threshold", pa.float64(), "", "the value the statistic is compared with"),
+        ("value", pa.float64(), "", "the statistic over the subject's replicates (null: not measured)"),
+        ("ci_low", pa.float64(), "", "95% interval of the subject's mean (point_rel_*: of the relative change), "
+                                     "lower (null below 5 replicates)"),
+        ("ci_high", pa.float64(), "", "the same interval, upper"),
+        ("n", pa.int32(), "runs", "replicates used"),
+        ("verdict", pa.string(), "", "pass | fail | not measured (metric absent or without values) | "
+                                     "too few replicates (an interval statistic below 5)"),
+        ("sentence", pa.string(), "", "what the claim shows, from the experiment file"),
+    ],
     "impressions": KEYS + [
         ("time_s", pa.float64(), "s", "start of the tick window the impression was served in"),
         ("user_id", pa.int64(), "", "viewer"), ("post_id", pa.int64(), "", "post"),

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from sim.analysis.claims import evaluate
 from sim.analysis.summary import summary_table
 from sim.analysis.tables import column
 from sim.batch.runner import measure_columns
+from sim.recording import make_table
 from sim.report.folder import ReportError, context, load, load_table
 from sim.report.markdown import markdown
 from sim.report.selection import draw
@@ -31,6 +33,7 @@ def build(out_dir: Path) -> Path:
     if "summary" not in tables:  # a folder without summary.parquet: made as the runner makes it
         tables["summary"] = summary_table(tables["runs"], manifest["config"],
                                           int(manifest.get("seed", manifest["config"].get("seed", 0))))
+    tables["claims"] = _claims(out_dir, manifest, tables)
     ctx = context(manifest, tables["runs"], out_dir / "plots")
     figures = draw(tables, ctx, manifest["config"])
     text = markdown(manifest, tables, ctx, figures, out_dir)
@@ -39,6 +42,16 @@ def build(out_dir: Path) -> Path:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def _claims(out_dir: Path, manifest: dict, tables: dict[str, pa.Table]) -> pa.Table:
+    """``claims.parquet``, or where a folder has none, the claims of its manifest judged as the runner
+    judges them."""
+    if (out_dir / "claims.parquet").exists():
+        return load_table(out_dir / "claims.parquet", "claims")
+    columns = evaluate(manifest["config"].get("claims") or [], tables["runs"].to_pydict(),
+                       tables["summary"].to_pydict())
+    return make_table("claims", columns)
 
 
 def main(argv: list[str] | None = None) -> int:

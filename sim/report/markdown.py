@@ -22,6 +22,7 @@ from sim.analysis.tables import (
     constant_metrics,
     runs_only,
 )
+from sim.report.claims import claims_section
 from sim.report.figures.style import Context
 from sim.report.formatting import fmt_metric, fmt_pct, md_table, no_interval
 from sim.report.measures import measures_section
@@ -38,6 +39,8 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: Context
     lines = [f"# {name}", ""] + _description(config, ctx, name)
     if figures:
         lines += ["**Headline:** " + figures[0][1] + ".", ""]
+    claims = tables.get("claims")
+    lines += claims_section(claims.to_pydict() if claims is not None else None)
 
     lines += ["## Setup", ""] + md_table(["", ""], _setup_rows(manifest, ctx, runs)) + [""]
 

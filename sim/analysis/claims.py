@@ -1,0 +1,214 @@
+"""Declared claims judged on a results folder's tables: one row per ``[[claims]]`` table.
+
+A claim names a metric (a ``runs.parquet`` column, or a ``<kind>.<entity>.<metric>`` measure joined
+as :func:`sim.batch.combine.measure_columns` joins it), a subject (one ranker, or the paired
+difference or ratio of two, per replicate), a statistic over the subject's replicates, a comparison
+and a threshold.  Everything here is a pure function of tables given as column dicts; the verdicts
+are ``pass``, ``fail``, ``not measured`` (the metric is absent or has no values) and ``too few
+replicates`` (an interval statistic below :data:`~sim.analysis.bootstrap.MIN_REPLICATES` replicates).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from sim.analysis.bootstrap import MIN_REPLICATES
+from sim.analysis.metrics import bounds, mean_ci
+
+COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+}
+VERDICTS = ("pass", "fail", "not measured", "too few replicates")
+#: The columns :func:`evaluate` returns, in the order of ``SCHEMAS["claims"]``.
+COLUMNS = ("claim", "metric", "subject", "point", "statistic", "compare", "threshold", "value", "ci_low",
+           "ci_high", "n", "verdict", "sentence")
+
+_POINT = re.compile(r"-p(\d+)-r\d+$")
+
+
+def evaluate(claims: Sequence[Mapping[str, Any]], runs: Mapping[str, Sequence[Any]],
+             summary: Mapping[str, Sequence[Any]] | None) -> dict[str, list[Any]]:
+    """Judge every claim on the runs (measure columns joined) and the summary.
+
+    Parameters
+    ----------
+    claims : sequence of mappings
+        The experiment's ``[[claims]]`` tables as resolved (``to_dict`` of :class:`sim.config.Claim`).
+    runs : dict of column name -> list, each of length n_runs
+        ``runs.parquet`` with one column per measure (``<kind>.<entity>.<metric>``, None where a run
+        has none).
+    summary : dict of column name -> list, or None
+        ``summary.parquet`` as columns; it gives a single ranker's interval and, where ``b`` is the
+        baseline, a difference's bootstrap interval.  Without it every interval is a t-interval.
+
+    Returns
+    -------
+    dict of column name -> list, one entry per claim
+        The columns of :data:`COLUMNS` (``SCHEMAS["claims"]``).
+    """
+    out: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    for index, claim in enumerate(claims):
+        row = judge(claim, runs, summary)
+        row["claim"] = index
+        for name in COLUMNS:
+            out[name].append(row[name])
+    return out
+
+
+def judge(claim: Mapping[str, Any], runs: Mapping[str, Sequence[Any]],
+          summary: Mapping[str, Sequence[Any]] | None) -> dict[str, Any]:
+    """One claim's row (every column of :data:`COLUMNS` but ``claim``)."""
+    metric, statistic = str(claim["metric"]), str(claim.get("statistic") or "median")
+    point = int(claim.get("point", -1))
+    kind, labels = subject_of(claim)
+    joiner = {"difference": " - ", "ratio": " / "}.get(kind, "")
+    row: dict[str, Any] = {
+        "metric": metric, "subject": joiner.join(labels), "point": point, "statistic": statistic,
+        "compare": str(claim["compare"]), "threshold": float(claim["threshold"]), "value": None,
+        "ci_low": None, "ci_high": None, "n": 0, "verdict": "not measured", "sentence": str(claim["sentence"]),
+    }
+    if metric not in runs:
+        return row
+    per_label = [replicate_values(runs, metric, label, point) for label in labels]
+    values = paired(per_label, kind)
+    finite = values[np.isfinite(values)]
+    summary_row = summary_at(summary, runs, labels[0], metric, point)
+    if statistic.startswith("point_rel"):
+        value = _cell(summary_row, statistic)
+        lo, hi = _cell(summary_row, "point_rel_ci_low"), _cell(summary_row, "point_rel_ci_high")
+        row["n"] = int(summary_row.get("n") or 0) if summary_row else 0
+        measured = summary_row is not None
+    else:
+        lo, hi = interval(kind, labels, finite, metric, summary_row)
+        value = {"ci_low": lo, "ci_high": hi}.get(statistic, float("nan"))
+        if statistic not in ("ci_low", "ci_high"):
+            value = statistic_of(statistic, values, claim)
+        row["n"] = len(values) if statistic == "share_of_replicates" else len(finite)
+        measured = len(finite) > 0
+    row.update(ci_low=_none(lo), ci_high=_none(hi))
+    if not measured:
+        return row
+    if statistic.endswith(("ci_low", "ci_high")) and row["n"] < MIN_REPLICATES:
+        row["verdict"] = "too few replicates"
+        return row
+    if not np.isfinite(value):
+        return row
+    row["value"] = float(value)
+    row["verdict"] = "pass" if COMPARE[row["compare"]](float(value), row["threshold"]) else "fail"
+    return row
+
+
+def subject_of(claim: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The claim's subject: ("ranker", [label]), ("difference", [a, b]) or ("ratio", [a, b])."""
+    for kind in ("difference", "ratio"):
+        if claim.get(kind):
+            return kind, [str(label) for label in claim[kind]]
+    return "ranker", [str(claim.get("ranker") or "")]
+
+
+def point_of(run_id: str) -> int:
+    """The sweep point index in a run id (``<label>-p<point>-r<replicate>``), -1 without one.
+
+    >>> point_of("content-p1-r3"), point_of("content-r0")
+    (1, -1)
+    """
+    match = _POINT.search(run_id)
+    return int(match.group(1)) if match else -1
+
+
+def replicate_values(runs: Mapping[str, Sequence[Any]], metric: str, label: str, point: int) -> dict[int, float]:
+    """``{replicate: value}`` of ``metric`` for ranker ``label`` at sweep ``point`` (-1: every run),
+    nan where a run has no value."""
+    out = {}
+    for run_id, ranker, rep, value in zip(runs["run_id"], runs["ranker"], runs["replicate"], runs[metric],
+                                          strict=True):
+        if ranker == label and (point < 0 or point_of(str(run_id)) == point):
+            out[int(rep)] = np.nan if value is None else float(value)
+    return out
+
+
+def paired(per_label: list[dict[int, float]], kind: str) -> np.ndarray:
+    """One value per replicate: the ranker's own, or ``a - b`` / ``a / b`` over the replicates both
+    have (a ratio over a zero is nan)."""
+    if kind == "ranker":
+        return np.array(list(per_label[0].values()), dtype=np.float64)
+    a, b = per_label
+    reps = sorted(set(a) & set(b))
+    x = np.array([a[r] for r in reps], dtype=np.float64)
+    y = np.array([b[r] for r in reps], dtype=np.float64)
+    if kind == "difference":
+        return x - y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y != 0, x / np.where(y != 0, y, 1.0), np.nan)
+
+
+def statistic_of(statistic: str, values: np.ndarray, claim: Mapping[str, Any]) -> float:
+    """The statistic over one value per replicate (nan: none to take it over); ``share_of_replicates``
+    counts a replicate without a value as not meeting its bounds."""
+    finite = values[np.isfinite(values)]
+    if statistic == "share_of_replicates":
+        if not len(finite):
+            return float("nan")
+        meets = np.isfinite(values)
+        if claim.get("at_least") is not None:
+            meets &= values >= float(claim["at_least"])
+        if claim.get("at_most") is not None:
+            meets &= values <= float(claim["at_most"])
+        return float(meets.mean())
+    if not len(finite):
+        return float("nan")
+    take: dict[str, Callable[[np.ndarray], Any]] = {"median": np.median, "mean": np.mean, "min": np.min,
+                                                    "max": np.max}
+    return float(take[statistic](finite))
+
+
+def interval(kind: str, labels: list[str], finite: np.ndarray, metric: str,
+             summary_row: Mapping[str, Any] | None) -> tuple[float, float]:
+    """The 95% interval of the subject's mean: the summary's (a ranker's t-interval; a difference's
+    bootstrap interval where ``b`` is the baseline), else a t-interval of the paired values."""
+    if summary_row:
+        if kind == "ranker":
+            return _cell(summary_row, "ci_low"), _cell(summary_row, "ci_high")
+        if kind == "difference" and summary_row.get("baseline") == labels[1]:
+            return _cell(summary_row, "diff_ci_low"), _cell(summary_row, "diff_ci_high")
+    limits = bounds(metric) if kind == "ranker" else (-np.inf, np.inf)
+    _, lo, hi = mean_ci(finite, limits=limits)
+    return lo, hi
+
+
+def summary_at(summary: Mapping[str, Sequence[Any]] | None, runs: Mapping[str, Sequence[Any]], label: str,
+               metric: str, point: int) -> dict[str, Any] | None:
+    """The summary row of (``label``, ``metric``) at sweep ``point``: the point's ``sweep_*`` values are
+    read from one of its runs."""
+    if not summary or not summary.get("ranker"):
+        return None
+    sweep = [c for c in summary if c.startswith("sweep_") and c in runs]
+    where: dict[str, Any] = {}
+    if point >= 0 and sweep:
+        i = next((i for i, run_id in enumerate(runs["run_id"]) if point_of(str(run_id)) == point), None)
+        if i is None:
+            return None
+        where = {c: runs[c][i] for c in sweep}
+    for i, (ranker, name) in enumerate(zip(summary["ranker"], summary["metric"], strict=True)):
+        if ranker == label and name == metric and all(summary[c][i] == v for c, v in where.items()):
+            return {c: summary[c][i] for c in summary}
+    return None
+
+
+def failed(verdicts: Sequence[str]) -> int:
+    """How many verdicts are not ``pass``."""
+    return sum(v != "pass" for v in verdicts)
+
+
+def _cell(row: Mapping[str, Any] | None, name: str) -> float:
+    value = None if row is None else row.get(name)
+    return float("nan") if value is None else float(value)
+
+
+def _none(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
