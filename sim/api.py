@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from sim.batch.folder import FolderError, read_manifest
 from sim.batch.runner import TABLES, Runner, RunOutcome, plan
-from sim.config import Experiment, apply_overrides, check_memory, parse, points, quick_overrides, to_dict
+from sim.config import Experiment, check_memory, points, resolve, to_dict
 from sim.config import load as read_experiment
 
 if TYPE_CHECKING:
@@ -197,13 +197,7 @@ def to_experiment(spec: str | Path | Mapping[str, Any] | Experiment, *, quick: b
             table["name"] = "experiment"
     else:
         raise TypeError(f"sim.run: expected a path, a dict or an Experiment (got {type(spec).__name__})")
-    if quick:
-        table = apply_overrides(table, quick_overrides(table), source)
-    if overrides:
-        table = apply_overrides(table, overrides, source)
-    exp = parse(table, source)
-    check_memory(exp)
-    return exp
+    return resolve(table, source, overrides, quick)
 
 
 def run(experiment: str | Path | Mapping[str, Any] | Experiment, *, out: str | Path | None = None,

@@ -162,7 +162,7 @@ def _folder_with_summary(tmp_path: Path, replicates: int) -> Path:
     manifest["config"]["replicates"] = replicates
     (out / "manifest.json").write_text(json.dumps(manifest))
     exp = make_experiment({"seed": SEED, "baseline": "follower", "replicates": replicates})
-    write_summary(out, exp, points(exp))
+    write_summary(out, exp)
     return out
 
 

@@ -44,14 +44,16 @@ def seeded_summary(runs: pa.Table, labels: Sequence[str], baseline: str, seed: i
     return summary_rows(metrics.summarise(cols, list(labels), baseline or None, bootstrap.generator(seed)))
 
 
-def summary_table(runs: pa.Table, config: dict[str, Any], seed: int) -> pa.Table:
-    """The ``summary.parquet`` of these runs (measure columns included), made as the runner makes it:
-    the same :func:`sim.analysis.metrics.summarise` and the same bootstrap stream, so a folder without one
-    still gets the intervals the runner would have written."""
+def summary_table(runs: pa.Table | dict[str, list[Any]], config: dict[str, Any], seed: int) -> pa.Table:
+    """The ``summary.parquet`` of these runs (a table or its columns; measure columns included), as
+    the runner writes it: :func:`sim.analysis.metrics.summarise` on the experiment's bootstrap
+    stream, per sweep point (the ``sweep_*`` columns).  The runner calls it too, so a folder without
+    a summary gets the intervals the runner would have written."""
+    columns = runs.to_pydict() if isinstance(runs, pa.Table) else runs
     labels = [str(r.get("label") or r.get("name")) for r in config.get("rankers", [])]
-    groups = sorted(c for c in runs.column_names if c.startswith("sweep_"))
+    groups = sorted(c for c in columns if c.startswith("sweep_"))
     base_point = int(config.get("baseline_point", -1))
-    columns = metrics.summarise(runs.to_pydict(), labels, config.get("baseline") or None, bootstrap.generator(seed),
+    columns = metrics.summarise(columns, labels, config.get("baseline") or None, bootstrap.generator(seed),
                                 groups=groups, base_point=base_point if base_point >= 0 else None)
     table = make_table("summary", columns)
     for name in groups:

@@ -16,11 +16,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.analysis import bootstrap, claims, metrics
+from sim.analysis import claims
+from sim.analysis.summary import summary_table
 from sim.batch.folder import write_parquet
-from sim.batch.plan import RunnerError, plan, sweep_columns
+from sim.batch.plan import RunnerError, plan
 from sim.config import Experiment, Point, to_dict
-from sim.recording import make_table, sweep_field
+from sim.recording import make_table
 
 #: The tables every run writes and the folder combines (``impressions`` is partitioned instead).
 TABLES = ("runs", "focal", "posts", "promotions", "timeseries", "measures")
@@ -58,8 +59,9 @@ def combine(out: Path, exp: Experiment, pts: list[Point]) -> None:
             tmp.unlink(missing_ok=True)  # a full disk leaves no half-written table behind
             raise
         os.replace(tmp, target)
-    write_summary(out, exp, pts)
-    write_claims(out, exp)
+    runs = _runs_with_measures(out)
+    write_summary(out, exp, runs)
+    write_claims(out, exp, runs)
     _partition_impressions(out, run_dirs)
 
 
@@ -76,42 +78,39 @@ def _partition_impressions(out: Path, run_dirs: list[Path]) -> None:
             os.replace(tmp, part)
 
 
-def write_summary(out: Path, exp: Experiment, pts: list[Point]) -> None:
-    """``summary.parquet``: per ranker (and sweep point), mean and CI of every metric of the runs
-    table and of the measures table, and paired differences, with the experiment's one bootstrap
-    (:mod:`sim.analysis.bootstrap`).  Nothing is written without a ``runs.parquet``."""
+def _runs_with_measures(out: Path) -> dict[str, list[Any]] | None:
+    """``runs.parquet``'s columns with one column per measure joined (:func:`measure_columns`);
+    None without a ``runs.parquet``."""
     path = out / "runs.parquet"
     if not path.exists():
-        return
+        return None
     runs = pq.read_table(path).to_pydict()
     measures_path = out / "measures.parquet"
     if measures_path.exists():
         runs.update(measure_columns(runs["run_id"], pq.read_table(measures_path).to_pydict()))
-    labels = [s.label or s.name for s in exp.rankers]
-    base_point = exp.baseline_point if exp.baseline_point >= 0 else None
-    groups = sorted(sweep_columns(pts[0].params))
-    columns = metrics.summarise(runs, labels, exp.baseline or None, bootstrap.generator(exp.seed),
-                                groups=groups, base_point=base_point)
-    table = make_table("summary", columns)
-    for column in groups:
-        values = pa.array(columns[column])
-        table = table.append_column(sweep_field(column, values.type), values)
+    return runs
+
+
+def write_summary(out: Path, exp: Experiment, runs: dict[str, list[Any]] | None = None) -> None:
+    """``summary.parquet``: per ranker (and sweep point), mean and CI of every metric of the runs
+    table and of the measures table, and paired differences, with the experiment's one bootstrap
+    (:func:`sim.analysis.summary.summary_table`).  ``runs``: :func:`_runs_with_measures`, read here
+    when not given.  Nothing is written without a ``runs.parquet``."""
+    runs = _runs_with_measures(out) if runs is None else runs
+    if runs is None:
+        return
     tmp = out / ".summary.parquet.tmp"
-    write_parquet(table, tmp)
+    write_parquet(summary_table(runs, to_dict(exp), exp.seed), tmp)
     os.replace(tmp, out / "summary.parquet")
 
 
-def write_claims(out: Path, exp: Experiment) -> None:
+def write_claims(out: Path, exp: Experiment, runs: dict[str, list[Any]] | None = None) -> None:
     """``claims.parquet``: every ``[[claims]]`` table judged on the runs (measures joined) and the
-    summary (:func:`sim.analysis.claims.evaluate`); no rows where the file declares none.  Nothing is
-    written without a ``runs.parquet``."""
-    path = out / "runs.parquet"
-    if not path.exists():
+    summary (:func:`sim.analysis.claims.evaluate`); no rows where the file declares none.  ``runs``:
+    as for :func:`write_summary`.  Nothing is written without a ``runs.parquet``."""
+    runs = _runs_with_measures(out) if runs is None else runs
+    if runs is None:
         return
-    runs = pq.read_table(path).to_pydict()
-    measures_path = out / "measures.parquet"
-    if measures_path.exists():
-        runs.update(measure_columns(runs["run_id"], pq.read_table(measures_path).to_pydict()))
     summary_path = out / "summary.parquet"
     summary = pq.read_table(summary_path).to_pydict() if summary_path.exists() else None
     columns = claims.evaluate(to_dict(exp.claims), runs, summary)

@@ -17,7 +17,7 @@ Modules, each importing only those above it:
 import too.
 """
 
-from sim.config.files import load, points, read_table
+from sim.config.files import load, points, read_table, resolve
 from sim.config.memory import (
     MEMORY_BASE,
     MEMORY_MARGIN,
@@ -70,5 +70,5 @@ __all__ = [
     "PlantedAccount", "Point", "PostEvent", "Product", "RankerSpec", "RecordingConfig", "WorldConfig",
     "apply_overrides", "build", "check_memory", "default_label", "estimate_peak_bytes", "format_bytes", "knob",
     "load", "machine_memory_bytes", "name_problem", "overrides_of", "parse", "parse_value", "parse_variant",
-    "points", "quick_overrides", "read_table", "reference", "sweep_points", "to_dict",
+    "points", "quick_overrides", "read_table", "resolve", "reference", "sweep_points", "to_dict",
 ]  # fmt: skip

@@ -20,8 +20,13 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None, quick: bo
 
     Also refuses an experiment whose run cannot fit in this machine's memory
     (:func:`estimate_peak_bytes` against :func:`machine_memory_bytes`)."""
-    table = read_table(path)
-    source = str(path)
+    return resolve(read_table(path), str(path), overrides, quick)
+
+
+def resolve(table: Mapping[str, Any], source: str, overrides: Mapping[str, Any] | None = None,
+            quick: bool = False) -> Experiment:
+    """An experiment's TOML-shaped ``table`` with ``--quick`` and then ``overrides`` applied, validated,
+    and checked against this machine's memory; errors name ``source``."""
     if quick:
         table = apply_overrides(table, quick_overrides(table), source)
     if overrides:
