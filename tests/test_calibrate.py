@@ -125,3 +125,22 @@ def test_docstring_examples() -> None:
     import doctest
 
     assert doctest.testmod(calibrate).failed == 0
+
+
+def test_view_shape_on_a_hand_made_table() -> None:
+    day = 86_400.0
+    horizon = 6 * day
+    # 100 posts made at t = 0 (6 days old): 95 with 10 views, 5 with 1,000; 10 young posts (1 h old).
+    views = np.concatenate([np.full(95, 10.0), np.full(5, 1000.0), np.full(10, 7.0)])
+    created = np.concatenate([np.zeros(100), np.full(10, horizon - 3600.0)])
+    first_day = np.concatenate([np.full(95, 10.0), np.full(5, 600.0), np.full(10, 7.0)])
+    shape = metrics.view_shape(created, views, first_day, horizon)
+    mean = (95 * 10 + 5 * 1000) / 100
+    assert shape["views_median_over_mean"] == pytest.approx(10 / mean)
+    assert shape["views_bottom95_mean"] == pytest.approx(10.0)
+    # The top 5 are all 1,000 over a threshold of 10: Hill = 1 / log(100).
+    assert shape["views_tail_hill"] == pytest.approx(1 / np.log(100.0))
+    assert shape["first_day_view_share"] == pytest.approx((950 + 3000) / (950 + 5000))
+    few = metrics.view_shape(created[:10], views[:10], first_day[:10], horizon)  # under 40 settled posts
+    assert np.isnan(few["views_median_over_mean"]) and np.isnan(few["views_tail_hill"])
+    assert few["first_day_view_share"] == 1.0

@@ -52,8 +52,10 @@ def content_sim_with_two_posts(*changes: dict) -> tuple[Simulation, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def duet_run() -> Simulation:
-    # Derivatives made very likely, with a short delay, so that chains form inside 6 hours.
-    exp = make_experiment(SONG, {"behavior": {"derivative_intercept": -4.0, "derivative_delay_hours": 0.2},
+    # Derivatives as extra posts (not the default: at the viewer's next post), made very likely,
+    # with a short delay, so that chains form inside 6 hours.
+    exp = make_experiment(SONG, {"behavior": {"derivative_intercept": -4.0, "derivative_delay_hours": 0.2,
+                                              "derivative_at_posting": False},
                                  "recording": {"impression_sample_rate": 1.0}})
     return run_simulation(exp, "content")
 
@@ -83,7 +85,8 @@ def test_every_sound_has_one_original(duet_run: Simulation) -> None:
 def test_a_songs_appeal_can_differ_from_its_video_and_carries_into_derivatives() -> None:
     plain_video = {"events": [{**SONG["events"][0], "quality_quantile": 0.5, "appeal_quantile": 0.99}]}
     exp = make_experiment(SONG, plain_video, {"behavior": {"derivative_intercept": -4.0,
-                                                           "derivative_delay_hours": 0.2}})
+                                                           "derivative_delay_hours": 0.2,
+                                                           "derivative_at_posting": False}})
     sim = run_simulation(exp, "content")
     p, sid = sim.posts, sim.sounds.names["anthem"]
     origin = int(sim.sounds.origin[sid])
@@ -171,7 +174,7 @@ def test_sound_page_lists_the_original_first_then_uses_by_views() -> None:
 def test_a_tapped_sound_opens_its_page_ahead_of_the_ranker() -> None:
     # Every view opens the sound's page; derivatives give the pages posts the viewer has not seen.
     exp = make_experiment(SONG, {"behavior": {"sound_tap_intercept": 30.0, "derivative_intercept": -4.0,
-                                              "derivative_delay_hours": 0.2}})
+                                              "derivative_delay_hours": 0.2, "derivative_at_posting": False}})
     sim = run_simulation(exp, "follower")
     assert sim.recorder.channel_counts[SOUND] > 0
 
@@ -441,13 +444,12 @@ def test_follow_slots_skip_followed_posts_below_their_stage_mean(gate: bool) -> 
         assert (followed == ids[1]).sum() > 10
 
 
-@pytest.mark.parametrize("retrieves", [False, True])
-def test_a_seen_pool_post_sends_the_slot_to_interest_retrieval(retrieves: bool) -> None:
+def test_a_seen_pool_post_sends_the_slot_to_interest_retrieval() -> None:
     # Topic 0 holds 40 posts out of the pools and two in stage 0, both already seen by a viewer
     # whose only interest is topic 0.  Every slot draws a pool post of topic 0 (no retrieval
     # share, no exploration, no follow slots, no uniform refill).
     params = {"retrieval_share": 0.0, "explore_share": 0.0, "follow_share": 0.0, "fallback_oversample": 0,
-              "refill_rounds": 0, "pool_miss_retrieves": retrieves}
+              "refill_rounds": 0}
     exp = make_experiment({"rankers": [{"name": "content", "params": params}]})
     sim = Simulation(exp, spec_of(exp, "content"), 0)
     ranker, st = sim.ranker, sim.state
@@ -466,11 +468,9 @@ def test_a_seen_pool_post_sends_the_slot_to_interest_retrieval(retrieves: bool) 
     st.seen.add(np.full(2, viewer), pool)
     slate = ranker.rank(np.array([viewer]), 0.0, 8)
     shown = slate.post_ids[0][slate.post_ids[0] >= 0]
-    if retrieves:  # each miss went to retrieval: a full slate of topic-0 posts out of the pools
-        assert len(shown) == 8 and set(shown) <= set(old.tolist())
-        assert (slate.channel[0] == EXPLORE).all()
-    else:  # each miss lost its candidate
-        assert len(shown) == 0
+    # Each miss went to retrieval: a full slate of topic-0 posts out of the pools.
+    assert len(shown) == 8 and set(shown) <= set(old.tolist())
+    assert (slate.channel[0] == EXPLORE).all()
 
 
 # --------------------------------------------------------------------------- creators
@@ -567,7 +567,8 @@ def test_listening_measures_compare_views_per_post_overall_and_late() -> None:
                  "listen_rate": rate} for name, rate in [("ear", 1.0), ("deaf", 0.0)]]
     # Derivatives are common here, so that the steady account's own ones (kept as they were by
     # best_fit_ratio) are part of the check.
-    exp = make_experiment({"horizon_days": 1.5, "behavior": {"derivative_intercept": -6.0},
+    exp = make_experiment({"horizon_days": 1.5, "behavior": {"derivative_intercept": -6.0,
+                                                             "derivative_at_posting": False},
                            "world": {"accounts": accounts}})
     sim = run_simulation(exp, "content")
     m = measures(sim)

@@ -30,6 +30,13 @@ from sim.config import DAY
 RANKERS = ("content", "follower")
 #: Posts at least this old at the horizon enter the time-to-half-views estimate.
 MIN_AGE_H = 24.0
+#: Shape rows -> their runs.parquet columns (sim.analysis.metrics.view_shape).
+SHAPE_COLUMNS = {
+    "median ÷ mean views per post": "views_median_over_mean",
+    "mean views of the bottom 95% of posts": "views_bottom95_mean",
+    "tail exponent of views (Hill, top 5% of posts)": "views_tail_hill",
+    "share of a post's views in its first 24 h": "first_day_view_share",
+}
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class Row:
     """One line of the table: medians over replicates per ranker, the figure and the verdict."""
 
     aggregate: str
-    unit: str  # min | share | percent | hours | impressions
+    unit: str  # min | share | percent | hours | impressions | ratio
     content: float | None
     follower: float | None
     published: str
@@ -75,6 +82,12 @@ TRENDPOP = ("Trendpop, \"The new TikTok video lifecycle\" (VidCon 2023): 32% of 
 PEX = "Pex, \"2023 TikTok data report: 85% of videos on TikTok contain music\" (Feb 2024)"
 PEX_VIEWS = PEX + ": 5% of videos generate 89% of the views, over all public TikTok videos as of 31 Dec 2023"
 PEX_MUSIC = PEX + ": 84.63% of all public TikTok videos contained music as of 31 Dec 2023"
+STEEL = ("Steel et al., \"Just Another Hour on TikTok\" (2025): mean ~2,300 views per video; with Pex's "
+         "5% / 89%, the other 95% average about 270 and the median is about a tenth of the mean")
+HILL = ("tail exponent implied by Pex's 5% / 89% and by McGrady et al., JQD:DM 2023 (a random YouTube sample: "
+        "the 3.7% of videos over 10,000 views hold 94% of views)")
+TRENDPOP_DAY = (TRENDPOP + "; 32% in 24 h over 38% (48 h) to 55% (7 days) puts the first day at 0.58-0.84 of "
+                "5-day views, about 0.66 interpolated")
 GOEL = ("Goel, Watts & Goldstein, \"The Structure of Online Diffusion Networks\", EC 2012: in seven domains "
         "the vast majority of cascades never spread beyond the seed")
 
@@ -99,6 +112,18 @@ REFERENCES: dict[str, tuple[str, Reference]] = {
         "TikTok newsroom, \"How TikTok recommends videos #ForYou\" (2020): follower count is not a direct factor",
         hi=0.5)),
     "views Gini over posts": ("share", Reference("heavy-tailed; no published Gini found", "-")),
+    "median ÷ mean views per post": ("ratio", Reference(
+        "about 0.1 (judged against 0.03-0.2)", STEEL, lo=0.03, hi=0.2,
+        note="retrieval and pools still spread views over posts that earned little")),
+    "mean views of the bottom 95% of posts": ("impressions", Reference(
+        "about 270: little beyond a test batch of 200-500 (judged against 150-500)", STEEL, lo=150.0,
+        hi=500.0, note="posts that failed their test pool still earn views beyond it")),
+    "tail exponent of views (Hill, top 5% of posts)": ("ratio", Reference(
+        "about 1.0-1.1 (judged against 0.8-1.4)", HILL, lo=0.8, hi=1.4,
+        note="the top posts' views are capped by the world's size: a post cannot be shown to a user twice")),
+    "share of a post's views in its first 24 h": ("share", Reference(
+        "0.58-0.84 of 5-day views (about 0.66)", TRENDPOP_DAY, lo=0.58, hi=0.84,
+        note="posts earn their views too soon or too late")),
     "views to the top 5% of posts": ("share", Reference(
         "89% (lifetime views of every public video; judged against 80-95%)", PEX_VIEWS, lo=0.80, hi=0.95,
         note="every post gets a first pool of ~300 views, and in a 100,000-user world the best post reaches "
@@ -122,9 +147,8 @@ REFERENCES: dict[str, tuple[str, Reference]] = {
         "(Pew counts all users, most of whom never post)", PEW,
         note="")),
     "hours for a typical post to reach half its views": ("hours", Reference(
-        "between 48 h (38%) and 7 days (55%)", TRENDPOP, lo=48.0, hi=168.0,
-        note="a 1.5-day horizon cannot show multi-day tails, and pool stages fill in hours (1 h target for "
-             "the first); posts here also have no search or profile traffic that brings late views")),
+        "not judged: every post counts once, so this is the time of a post that ends with its test pool",
+        "-")),
 }
 
 #: Creator guides' traffic-pool ladder (docs/model.md): stage -> (published, lo, hi).
@@ -213,11 +237,16 @@ def _half_life(posts: dict[str, np.ndarray], sampled: dict[str, np.ndarray] | No
 
 
 def _ladder(promotions: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per stage: the median impressions at a full review (early stops excluded: they are looked
+    at before their batch is used), and the share of the stage's posts promoted."""
     out = {}
+    early = promotions.get("early_stop", np.zeros(len(promotions["stage"]), bool))
     for stage in np.unique(promotions["stage"]):
         at = promotions["stage"] == stage
-        size = float(np.median(promotions["impressions"][at]))
-        out[f"pool stage {int(stage)}: impressions at review (median)"] = size
+        full = at & ~early
+        if full.any():
+            out[f"pool stage {int(stage)}: impressions at review (median)"] = float(
+                np.median(promotions["impressions"][full]))
         out[f"pool stage {int(stage)}: share promoted"] = float(promotions["promoted"][at].mean())
     return out
 
@@ -228,8 +257,10 @@ def run_aggregates(out: Path) -> dict[str, dict[str, Any]]:
     runs = pq.read_table(out / "runs.parquet").to_pydict()
     posts_table = pq.read_table(out / "posts.parquet", columns=["run_id", "post_id", "author_id", "created_at",
                                                                  "views", "sound"])
-    promotions_table = pq.read_table(out / "promotions.parquet", columns=["run_id", "stage", "impressions",
-                                                                           "promoted"])
+    promo_columns = ["run_id", "stage", "impressions", "promoted"]
+    if "early_stop" in pq.read_schema(out / "promotions.parquet").names:
+        promo_columns.append("early_stop")
+    promotions_table = pq.read_table(out / "promotions.parquet", columns=promo_columns)
     manifest = json.loads((out / "manifest.json").read_text())
     horizon_s = float(manifest["config"]["horizon_days"]) * DAY
     sampled = _impressions(out)
@@ -244,7 +275,7 @@ def run_aggregates(out: Path) -> dict[str, dict[str, Any]]:
         per_user = np.bincount(posts["author_id"], minlength=int(row["users"]))
         at = promo_runs == rid
         promotions = {k: promotions_table[k].to_numpy(zero_copy_only=False)[at]
-                      for k in ("stage", "impressions", "promoted")}
+                      for k in promo_columns[1:]}
         result[rid] = {
             "ranker": row["ranker"], "replicate": row["replicate"],
             "median daily watch time (user-days with a session)": row["median_daily_watch_min"],
@@ -254,6 +285,7 @@ def run_aggregates(out: Path) -> dict[str, dict[str, Any]]:
             "likes per view": row["like_rate"], "shares per view": row["share_rate"],
             "views from followed accounts": row["following_share"],
             "views Gini over posts": row["views_gini"],
+            **{name: row.get(column) for name, column in SHAPE_COLUMNS.items()},
             "views to the top 5% of posts": metrics.top_share(posts["views"], 0.05),
             "posts that carry a sound": float(sound_carriers[mine].mean()) if mine.any() else None,
             "posts never reshared": row["never_reshared_share"],
@@ -336,6 +368,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:.2%}"
     if unit == "impressions":
         return f"{value:,.0f}"
+    if unit == "ratio":
+        return f"{value:.2f}"
     return f"{value:.0%}" if value >= 0.01 else f"{value:.2%}"
 
 

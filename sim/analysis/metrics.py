@@ -86,6 +86,60 @@ def top_share(values: np.ndarray, top: float = 0.25) -> float:
     return float(x[:k].sum() / x.sum())
 
 
+def hill_exponent(values: np.ndarray, top: float = 0.05) -> float:
+    """Hill estimate of the tail exponent from the top ``top`` fraction of entries.
+
+    With ``x_1 >= ... >= x_n`` and ``k = round(top n)``: ``1 / mean(log(x_i / x_(k+1)), i <= k)``.
+    About 1 for a Zipf-like tail (the top holds most of the total); larger: a thinner tail.
+    NaN with fewer than 2 entries in the top or a zero threshold.
+
+    >>> round(hill_exponent(1.0 / np.arange(1, 10_001), top=0.05), 1)
+    1.0
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))[::-1]
+    k = int(round(top * len(x)))
+    if k < 2 or k >= len(x) or x[k] <= 0:
+        return float("nan")
+    return float(1.0 / np.mean(np.log(x[:k] / x[k])))
+
+
+#: Posts at least this old at the horizon enter :func:`view_shape`'s shape measures: past their test
+#: pool and first climbs.
+SHAPE_AGE_H = 48.0
+#: :func:`view_shape`'s first-day share is over posts at least this old (the oldest posts, at least
+#: half the run, where the run is shorter).
+FIRST_DAY_AGE_H = 120.0
+
+
+def view_shape(created_at: np.ndarray, views: np.ndarray, views_first_day: np.ndarray,
+               horizon_s: float) -> dict[str, float]:
+    """How views spread over posts, in measures that do not grow with the world's size.
+
+    Over posts at least ``SHAPE_AGE_H`` old at ``horizon_s`` (half the run if it is shorter), at
+    least 40 of them: ``views_median_over_mean``, ``views_bottom95_mean`` (the mean of the 95% least
+    viewed) and ``views_tail_hill`` (:func:`hill_exponent` of the top 5%).  Over posts at least
+    ``FIRST_DAY_AGE_H`` old (else the oldest, at least half the run): ``first_day_view_share``, their
+    views in their first 24 h over their views at the horizon.  NaN where there are too few posts.
+    All arrays have shape ``(n_posts,)``; ``created_at`` and ``horizon_s`` in seconds.
+    """
+    age_h = (horizon_s - np.asarray(created_at, dtype=np.float64)) / 3600.0
+    views = np.asarray(views, dtype=np.float64)
+    nan = float("nan")
+    out = {"views_median_over_mean": nan, "views_bottom95_mean": nan, "views_tail_hill": nan,
+           "first_day_view_share": nan}
+    settled = views[age_h >= min(SHAPE_AGE_H, horizon_s / 7200.0)]
+    if len(settled) >= 40 and settled.sum() > 0:
+        ordered = np.sort(settled)
+        out["views_median_over_mean"] = float(np.median(settled) / settled.mean())
+        out["views_bottom95_mean"] = float(ordered[: int(round(0.95 * len(ordered)))].mean())
+        out["views_tail_hill"] = hill_exponent(settled, 0.05)
+    if len(age_h):
+        old = age_h >= min(FIRST_DAY_AGE_H, max(float(age_h.max()) - 12.0, horizon_s / 7200.0))
+        if old.any() and views[old].sum() > 0:
+            out["first_day_view_share"] = float(np.asarray(views_first_day)[old].sum() / views[old].sum())
+    return out
+
+
 #: A slope fitted on fewer points than this is reported as too few, not as a number.
 MIN_SLOPE_POINTS = 30
 

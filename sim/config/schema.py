@@ -140,7 +140,7 @@ class BehaviorConfig:
     watch_noise: float = knob(1.0, "sd of the per-impression watch-fraction logit noise", lo=0)
     complete_at: float = knob(0.9, "watch fraction that counts as a completion", lo=0.01, hi=1)
     swipe_seconds: float = knob(1.5, "time to swipe to the next post", lo=0, unit="s")
-    like_intercept: float = knob(-5.3, "like logit at zero watch, average quality")
+    like_intercept: float = knob(-5.6, "like logit at zero watch, average quality")
     like_watch: float = knob(2.6, "like logit per unit of watch fraction")
     like_quality: float = knob(0.7, "like logit per unit of quality")
     like_polish: float = knob(1.0, "like logit lost per unit of polish x sensitivity")
@@ -160,7 +160,7 @@ class BehaviorConfig:
     like_social_proof: float = knob(0.08, "like logit per unit of log1p(visible likes): the bandwagon "
                                     "effect of a post's like count (bought likes included)")
     follow_social_proof: float = knob(0.05, "follow logit per unit of log1p(visible followers of the author)")
-    derivative_intercept: float = knob(-11.0, "logit that a viewer of a post with a sound makes a derivative "
+    derivative_intercept: float = knob(-4.0, "logit that a viewer of a post with a sound makes a derivative "
                                        "post (duet, stitch, 'use this sound') at zero watch, for an average "
                                        "poster")
     derivative_watch: float = knob(2.5, "derivative logit per unit of watch fraction")
@@ -169,7 +169,7 @@ class BehaviorConfig:
                                     "posting rate): people who post make derivatives")
     derivative_delay_hours: float = knob(6.0, "mean delay from watching to posting the derivative "
                                          "(exponential)", lo=0, unit="h")
-    derivative_at_posting: bool = knob(False, "a viewer moved to use a sound keeps it in mind (the latest, "
+    derivative_at_posting: bool = knob(True, "a viewer moved to use a sound keeps it in mind (the latest, "
                                        "until used) and its next ordinary post uses it: a derivative in the "
                                        "creator's own topic; off: each derivative is an extra post in its "
                                        "parent's topic, made after derivative_delay_hours")
@@ -186,6 +186,16 @@ class BehaviorConfig:
                                "the topic", lo=0, hi=1, unit="1/day")
     inspired_posting_rate: float = knob(0.3, "posts per day of an inspired user in their new topic", lo=0,
                                         hi=50, unit="1/day")
+    quality_reference: float = knob(0.8, "how much of a viewer's sense of a post's quality is relative to what "
+                                     "their feed showed them lately: watch and reactions respond to quality "
+                                     "minus this times the viewer's reference (1: only the contrast counts; "
+                                     "0: absolute quality).  Viewers judge against recent experience "
+                                     "(adaptation level; contrast effects in sequential judgements, Bhargava "
+                                     "& Fisman, REStat 2014), so engagement per view stays stable as feeds "
+                                     "improve (Zannettou et al., CHI 2024: attention stable at ~45%)",
+                                     lo=0, hi=1)
+    reference_memory: float = knob(100.0, "impressions a viewer's quality reference averages over "
+                                   "(exponential memory)", lo=1, unit="impressions")
     engagement_polish_scale: float = knob(1.0, "how strongly polish x sensitivity acts on comment, share "
                                           "and follow (multiplies like_polish)", lo=0)
 

@@ -44,12 +44,16 @@ class Serving:
         Shape ``(n_days, n_users)`` float32: session seconds users started each day.
     watch_by_day : np.ndarray
         Shape ``(n_days, n_users)`` float32: seconds they spent watching (swipes included).
+    reference : np.ndarray
+        Shape ``(n_users,)`` float32: each user's quality reference, the exponentially weighted
+        mean latent quality of what they watched lately (``behavior.reference_memory``).
     impressions : int
         Impressions served so far, warm-up included.
     """
 
     budget_by_day: np.ndarray
     watch_by_day: np.ndarray
+    reference: np.ndarray
     impressions: int = 0
 
 
@@ -57,7 +61,8 @@ def new_serving(exp: Experiment, n_users: int) -> Serving:
     """Empty budgets for every day of the warm-up and the run."""
     n_days = int(np.ceil((exp.warmup_s + exp.horizon_s) / DAY)) + 1
     return Serving(budget_by_day=np.zeros((n_days, n_users), dtype=np.float32),
-                   watch_by_day=np.zeros((n_days, n_users), dtype=np.float32))
+                   watch_by_day=np.zeros((n_days, n_users), dtype=np.float32),
+                   reference=np.zeros(n_users, dtype=np.float32))
 
 
 @dataclass
@@ -83,7 +88,7 @@ def serve(serving: Serving, platform: Platform, reactors: Reactors, rank: Rank, 
     while len(active):
         slate = sounds_.open_sound_pages(reactors.sounds, platform, users[active], rank(users[active], now, k))
         spent, served, exhausted = consume(platform, reactors, observe, users[active], slate, remaining[active],
-                                           position[active], now, rng)
+                                           position[active], serving.reference, now, rng)
         serving.impressions += int(served.sum())
         np.add.at(serving.watch_by_day[day], users[active], spent.astype(np.float32))
         remaining[active] -= spent
@@ -96,10 +101,12 @@ def serve(serving: Serving, platform: Platform, reactors: Reactors, rank: Rank, 
 
 
 def consume(platform: Platform, reactors: Reactors, observe: Observe, users: np.ndarray, slate: Slate,
-            remaining: np.ndarray, position: np.ndarray, now: float,
+            remaining: np.ndarray, position: np.ndarray, reference: np.ndarray, now: float,
             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Watch a slate (shape ``(b, k)`` for ``b`` users): each user swipes until their session's
-    ``remaining`` seconds are used.  ``position``: how many posts each has seen this session.
+    ``remaining`` seconds are used.  ``position``: how many posts each has seen this session;
+    ``reference``: every user's quality reference (shape ``(n_users,)``), read for the slate's
+    viewers and then moved toward what they watched.
 
     Returns per user, shape ``(b,)`` each, the seconds spent, the impressions served and whether
     the feed ran out."""
@@ -113,7 +120,8 @@ def consume(platform: Platform, reactors: Reactors, observe: Observe, users: np.
     topic = posts.topic[post].astype(np.int64)
     affinity = platform.state.affinity[viewer, topic]
     polish = (1.0 - posts.authenticity[post]) * u.polish_sensitivity[viewer]
-    quality = posts.quality[post]
+    # Quality as the viewer perceives it: against what their feed showed them lately.
+    quality = posts.quality[post] - beh.quality_reference * reference[viewer]
     length = posts.length_s[post]
     fraction = behavior.watch_fraction(beh, quality, affinity, polish, length, rng)
     seconds = np.zeros((b, k))
@@ -126,8 +134,26 @@ def consume(platform: Platform, reactors: Reactors, observe: Observe, users: np.
     exhausted = ~valid.all(axis=1) & (served == valid.sum(axis=1))
     watched = Watched(viewer[keep], post[keep], slate.channel[row, col][keep], (position[row] + col)[keep],
                       fraction[keep], affinity[keep], polish[keep], quality[keep])
+    update_reference(reference, users, served, posts.quality[post[keep]], row[keep], beh.reference_memory)
     observe(react(platform, reactors, watched, now, rng), now)
     return spent, served, exhausted
+
+
+def update_reference(reference: np.ndarray, users: np.ndarray, served: np.ndarray, quality: np.ndarray,
+                     row: np.ndarray, memory: float) -> None:
+    """Move each viewer's quality reference toward the latent quality of what they just watched.
+
+    ``users`` (shape ``(b,)``) watched ``served[i]`` posts each; ``quality`` and ``row`` (shape
+    ``(m,)``) are the watched posts' qualities and their viewer's index into ``users``.  An
+    exponential memory of ``memory`` impressions, applied to the round's mean: after ``n`` views of
+    mean quality ``q`` the reference is ``r (1 - 1/memory)^n + q (1 - (1 - 1/memory)^n)``."""
+    watching = served > 0
+    if not watching.any():
+        return
+    mean = np.bincount(row, weights=quality, minlength=len(users))[watching] / served[watching]
+    keep = (1.0 - 1.0 / memory) ** served[watching]
+    who = users[watching]
+    reference[who] = (reference[who] * keep + mean * (1.0 - keep)).astype(np.float32)
 
 
 @dataclass
@@ -167,6 +193,7 @@ def react(platform: Platform, reactors: Reactors, w: Watched, now: float, rng: n
     inspiration_.count_engagements(reactors.inspiration, viewer[engaged], topic[engaged])
     np.add.at(cols["views_core"], post[platform.users.main_topic[viewer] == topic], 1)
     np.add.at(cols["views"], post, 1)
+    np.add.at(cols["views_first_day"], post[now - posts.created_at[post] < DAY], 1)
     np.add.at(cols["watch_s"], post, w.fraction * posts.length_s[post])
     for name, mask in (("likes", reaction.liked), ("comments", reaction.commented), ("shares", reaction.shared),
                        ("follows", followed), ("purchases", purchased), ("completions", completed)):

@@ -121,7 +121,7 @@ class Posts(ColumnStore):
         "follows": np.int32, "purchases": np.int32, "completions": np.int32, "watch_s": np.float64,
         "views_following": np.int32, "views_reshare": np.int32, "views_pool": np.int32,
         "views_explore": np.int32, "views_other": np.int32, "bought_likes": np.int32, "derivatives": np.int32,
-        "views_core": np.int32, "views_in_stock": np.int32,
+        "views_core": np.int32, "views_in_stock": np.int32, "views_first_day": np.int32,
     }  # fmt: skip
     DEFAULTS = {"product": NO_ID, "event": NO_ID, "sound": NO_ID, "parent": NO_ID, "format": NO_ID}
 

@@ -93,6 +93,7 @@ class PoolDecisions:
     score: np.ndarray  # float64
     threshold: np.ndarray  # float64
     promoted: np.ndarray  # bool
+    early: np.ndarray | None = None  # bool: stopped at an early look (None: none was)
 
 
 @dataclass(frozen=True)

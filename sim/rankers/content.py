@@ -13,13 +13,16 @@ Follower count is not an input anywhere in this module.
 Pools have priority: a slot draws a topic (by interest, or uniformly for
 ``explore_share`` of slots), then a pool stage whose audience includes the user
 (in proportion to the stage's posts times its target rate), then a post of
-that stage.  ``retrieval_share`` of slots, and slots with no eligible pool
-post (none in the cell; with ``pool_miss_retrieves``, also one the user has already
-seen), go to interest retrieval instead (a recent post of the topic, channel
-``EXPLORE``: of ``retrieval_draws`` recent posts, the one that climbed
-highest in the pools, then the one whose engagement stands highest above its
-stage's mean); ``follow_share`` of slots show a followed account's post, if its
-engagement holds up (``follow_gate``).
+that stage.  ``retrieval_share`` of slots, and slots with no pool post the user
+may be shown (none in the cell, or one already seen), go to interest retrieval
+instead (channel ``EXPLORE``): a post of the topic drawn with weight
+``retrieval_base ** merit`` (merit: the highest pool stage the post earned, plus
+its engagement standing squashed into (0, 1)), halved every
+``retrieval_half_life_h`` of its age.  So retrieval, like the pools, sends
+traffic where a post has earned it: a post that failed its test pool gets
+little beyond it, a post that climbs keeps earning for days and then fades.
+``follow_share`` of slots show a followed account's post, if its engagement
+holds up (``follow_gate``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from sim.model.state import PlatformState, bloom_probe
+from sim.model.state import PlatformState, Rings, bloom_probe
 from sim.params import knob
 from sim.rankers.base import (
     EXPLORE,
@@ -44,6 +47,9 @@ from sim.rankers.base import (
 )  # fmt: skip
 
 IN_POOL_NONE = -1  # not (or no longer) in a pool
+#: Posts per topic that ever won a promotion, kept as retrieval candidates (the newest ones): at the
+#: default promotion share, days of a large world's climbers.
+CLIMBER_RING = 4096
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,11 @@ class ContentParams:
                            lo=0, hi=1)
     promote_share: float = knob(0.15, "share of reviewed posts promoted at each stage (the threshold is the "
                                 "running 1 - share quantile of recent scores at that stage)", lo=0, hi=1)
+    early_look: int = knob(100, "stage-0 impressions after which a post's first signals are looked at once",
+                           lo=1, unit="impressions")
+    early_stop_share: float = knob(0.5, "share of posts retired at the early look: those whose smoothed score "
+                                   "is below this quantile of recent early looks leave the pools without "
+                                   "the rest of their test batch (0: none)", lo=0, hi=1)
     score_history: int = knob(2000, "recent reviews per stage the threshold quantile is taken over", lo=10)
     min_history: int = knob(30, "reviews a stage needs before its own quantile is used (a lower "
                             "stage's is used until then)", lo=1)
@@ -76,17 +87,22 @@ class ContentParams:
     w_comment: float = knob(6.0, "score weight of a comment", lo=0)
     w_share: float = knob(12.0, "score weight of a share", lo=0)
     w_follow: float = knob(15.0, "score weight of a follow", lo=0)
-    retrieval_share: float = knob(0.1, "share of For You slots given to interest retrieval (recent posts "
-                                  "of a liked topic) rather than to traffic pools", lo=0, hi=1)
-    retrieval_draws: int = knob(3, "recent posts drawn per retrieval slot; the one that earned the "
-                                "highest pool stage is shown (ties: the best engagement standing)", lo=1, hi=32)
+    retrieval_share: float = knob(0.1, "share of For You slots given to interest retrieval (posts of a "
+                                  "liked topic, weighted by success and age) rather than to traffic pools",
+                                  lo=0, hi=1)
+    retrieval_base: float = knob(30.0, "interest retrieval draws a post with weight retrieval_base ** merit, "
+                                 "merit being the highest pool stage it earned plus its engagement standing "
+                                 "squashed into (0, 1): each stage a post climbs multiplies the traffic "
+                                 "retrieval sends it (set against the published shape of views over posts: "
+                                 "docs/calibration.md)", lo=1, hi=1000)
+    retrieval_half_life_h: float = knob(24.0, "a post's retrieval weight halves with every this many hours of "
+                                        "age: a post that climbs keeps earning for days, then fades (Trendpop, "
+                                        "VidCon 2023: 32% of a video's views in 24 h, 55% in a week)", lo=0.1,
+                                        unit="h")
+    retrieval_tries: int = knob(8, "weighted draws per retrieval slot until one is a post the viewer may be "
+                                "shown (not seen, not their own, not already in the slate)", lo=1, hi=64)
     explore_share: float = knob(0.1, "share of slots whose topic is drawn uniformly, not by interest",
                                 lo=0, hi=1)
-    pool_miss_retrieves: bool = knob(False, "a slot whose pool draw the user cannot be shown (already "
-                                     "seen, own post) goes to interest retrieval in the same topic, as a "
-                                     "slot with no pool post does (off: the candidate is lost, and slates "
-                                     "short of interest candidates fill from uniformly drawn topics, which "
-                                     "matters in small worlds whose heavy viewers exhaust their pools)")
     follow_share: float = knob(0.05, "share of slots showing a followed account's post", lo=0, hi=1)
     follow_gate: bool = knob(True, "follow slots show a followed account's post only while its engagement "
                              "score is at least its stage's mean: For You judges followed posts by "
@@ -121,10 +137,13 @@ class ContentRanker(Ranker):
         self.stage_n = np.zeros(cap, np.int32)
         self.stage_sum = np.zeros(cap)
         self.earned = np.zeros(cap, np.int8)  # highest stage reached
+        self.looked = np.zeros(cap, bool)  # had its early look
         self.standing = np.zeros(cap, np.float32)  # last reviewed score minus its stage's mean
         self.history = [np.zeros(0) for _ in range(p.stages)]
+        self.early_history = np.zeros(0)
+        self.climbers = Rings(state.n_topics, CLIMBER_RING)
         self._index(np.zeros(0, np.int64))
-        self._signals(0)
+        self._signals(0, 0.0)
 
     # ------------------------------------------------------------------ pools
 
@@ -132,7 +151,7 @@ class ContentRanker(Ranker):
         if n <= len(self.stage):
             return
         new = max(n, 2 * len(self.stage))
-        for name in ("stage", "stage_start", "stage_n", "stage_sum", "earned", "standing"):
+        for name in ("stage", "stage_start", "stage_n", "stage_sum", "earned", "standing", "looked"):
             old = getattr(self, name)
             grown = np.full(new, IN_POOL_NONE, old.dtype) if name == "stage" else np.zeros(new, old.dtype)
             grown[: len(old)] = old
@@ -168,12 +187,15 @@ class ContentRanker(Ranker):
         stage = self.stage[live].astype(np.int64)
         due = (self.stage_n[live] >= self.quota[stage]) | (
             now - self.stage_start[live] >= self.params.timeout_factor * self.stage_seconds[stage])
+        look = live[~due & (stage == 0) & ~self.looked[live] & (self.stage_n[live] >= self.params.early_look)]
         posts, stage = live[due], stage[due]
-        decisions = None
-        if len(posts):
-            decisions = self._decide(posts, stage, now)
+        decisions = self._decide(posts, stage, now) if len(posts) else None
+        if len(look):
+            stopped = self._early_look(look)
+            if len(stopped.post):
+                decisions = stopped if decisions is None else _concat(decisions, stopped)
         self._index(np.flatnonzero(self.stage[:n] >= 0))
-        self._signals(n)
+        self._signals(n, now)
         return decisions
 
     def _decide(self, posts: np.ndarray, stage: np.ndarray, now: float) -> PoolDecisions:
@@ -182,15 +204,15 @@ class ContentRanker(Ranker):
         threshold = np.empty(len(posts))
         for s in np.unique(stage):
             at = stage == s
-            prior = self._stage_mean(int(s))
-            n_imp = self.stage_n[posts[at]]
-            score[at] = (self.stage_sum[posts[at]] + p.prior_impressions * prior) / (n_imp + p.prior_impressions)
+            score[at] = self._smoothed(posts[at], int(s))
             threshold[at] = self._threshold(int(s))
         promoted = score > threshold
         impressions = self.stage_n[posts].copy()
         for s in np.unique(stage):
             hist = np.concatenate([self.history[s], score[stage == s]])
             self.history[s] = hist[-p.score_history :]
+        first_win = promoted & (self.earned[posts] == 0)
+        self.climbers.push(self.state.posts.topic[posts[first_win]].astype(np.int64), posts[first_win])
         self.earned[posts] = np.maximum(self.earned[posts], stage + promoted)
         self.standing[posts] = score - self._stage_means()[stage]
         top = stage + 1 >= p.stages
@@ -200,6 +222,36 @@ class ContentRanker(Ranker):
         self.stage_sum[posts] = 0.0
         return PoolDecisions(post=posts.astype(np.int64), stage=stage.astype(np.int8), impressions=impressions,
                              score=score, threshold=threshold, promoted=promoted)
+
+    def _smoothed(self, posts: np.ndarray, stage: int) -> np.ndarray:
+        """Engagement score of ``posts`` over their current stage's impressions, smoothed toward the
+        stage's mean by ``prior_impressions``."""
+        p = self.params
+        prior = self._stage_mean(stage)
+        return (self.stage_sum[posts] + p.prior_impressions * prior) / (self.stage_n[posts] + p.prior_impressions)
+
+    def _early_look(self, posts: np.ndarray) -> PoolDecisions:
+        """Look once at stage-0 posts that reached ``early_look`` impressions: those scoring below
+        the ``early_stop_share`` quantile of recent early looks leave the pools (reported as
+        not-promoted, early-stopped reviews); the others go on to their full test batch."""
+        p = self.params
+        score = self._smoothed(posts, 0)
+        history = self.early_history
+        threshold = (float(np.quantile(history, p.early_stop_share)) if len(history) >= p.min_history
+                     and p.early_stop_share > 0 else -np.inf)
+        self.early_history = np.concatenate([history, score])[-p.score_history :]
+        self.looked[posts] = True
+        stop = score < threshold
+        out = posts[stop]
+        impressions = self.stage_n[out].copy()
+        self.standing[out] = score[stop] - self._stage_mean(0)
+        self.stage[out] = IN_POOL_NONE
+        self.stage_n[out] = 0
+        self.stage_sum[out] = 0.0
+        n = len(out)
+        return PoolDecisions(post=out.astype(np.int64), stage=np.zeros(n, np.int8), impressions=impressions,
+                             score=score[stop], threshold=np.full(n, threshold), promoted=np.zeros(n, bool),
+                             early=np.ones(n, bool))
 
     def _index(self, live: np.ndarray) -> None:
         """Group live pool posts by (topic, stage) for O(1) sampling."""
@@ -241,10 +293,10 @@ class ContentRanker(Ranker):
         follows = st.follows
         _draw_slates(
             np.ascontiguousarray(users, dtype=np.int64), n_interest, n_uniform,
-            p.explore_share, p.retrieval_share, p.follow_share, p.retrieval_draws, p.pool_miss_retrieves,
+            p.explore_share, p.retrieval_share, p.follow_share, p.retrieval_tries,
             st.interest_cum, st.affinity, self.audience_ascending,
             self.suffix_total, self.suffix_norm, self.pool_posts, self.pool_start, self.pool_count,
-            st.topic_posts.items, st.topic_posts.head, self.merit, self.follow_ok,
+            self.retrieval_posts, self.retrieval_cum, self.follow_ok,
             follows.indptr, follows.indices, st.author_posts.items, st.posts.cols["author"],
             st.seen.bits, st.seen.offset, st.seen.words_per_user,
             self.rng, slate.post_ids, slate.channel)  # fmt: skip
@@ -261,13 +313,36 @@ class ContentRanker(Ranker):
         current = (self.stage_sum[posts] + p.prior_impressions * mean) / (self.stage_n[posts] + p.prior_impressions)
         return np.where(live, current - mean, self.standing[posts])
 
-    def _signals(self, n: int) -> None:
-        """Per-post inputs of the compiled draw, as of this tick: retrieval merit (the highest stage
-        earned, then the engagement standing squashed into (0, 1)) and whether a followed account's
-        post may fill a follow slot (``follow_gate``: its standing is not below its stage's mean)."""
+    def _signals(self, n: int, now: float) -> None:
+        """Per-post inputs of the compiled draw, as of this tick: whether a followed account's post
+        may fill a follow slot (``follow_gate``: its standing is not below its stage's mean), and
+        the retrieval candidates of each topic with their cumulative weights.
+
+        A topic's candidates are its recent posts that never won a promotion and the climbers that
+        did (each post once); a candidate's weight is ``retrieval_base ** merit`` (merit: the highest
+        stage earned plus the standing squashed into (0, 1)) halved every ``retrieval_half_life_h``
+        of age."""
+        st = self.state
+        assert st is not None
+        p = self.params
         standing = self._standing(np.arange(n))
-        self.merit = self.earned[:n] + 1.0 / (1.0 + np.exp(-standing))
-        self.follow_ok = standing >= 0 if self.params.follow_gate else np.ones(n, dtype=bool)
+        merit = self.earned[:n] + 1.0 / (1.0 + np.exp(-standing))
+        self.follow_ok = standing >= 0 if p.follow_gate else np.ones(n, dtype=bool)
+        recent = st.topic_posts.items
+        recent = np.where((recent < n) & (self.earned[recent.clip(0, max(n - 1, 0))] == 0), recent, -1)
+        candidates = np.concatenate([recent, self.climbers.items], axis=1)  # (T, ring + climber ring)
+        valid = (candidates >= 0) & (candidates < n)
+        safe = candidates.clip(0, max(n - 1, 0))
+        if n:
+            age_h = (now - st.posts.created_at[safe]) / 3600.0
+            log_weight = merit[safe] * np.log(p.retrieval_base) - age_h * (np.log(2.0) / p.retrieval_half_life_h)
+            log_weight = np.where(valid, log_weight, -np.inf)
+            top = log_weight.max(axis=1, keepdims=True)
+            weight = np.where(valid, np.exp(log_weight - np.where(np.isfinite(top), top, 0.0)), 0.0)
+        else:
+            weight = np.zeros(candidates.shape)
+        self.retrieval_posts = np.ascontiguousarray(candidates)
+        self.retrieval_cum = np.ascontiguousarray(np.cumsum(weight, axis=1))
 
     def observe(self, feedback: Feedback) -> None:
         st = self.state
@@ -280,6 +355,14 @@ class ContentRanker(Ranker):
                           self.stage_sum)
 
 
+def _concat(a: PoolDecisions, b: PoolDecisions) -> PoolDecisions:
+    """One tick's reviews: full reviews ``a`` then early stops ``b``."""
+    early = [d.early if d.early is not None else np.zeros(len(d.post), bool) for d in (a, b)]
+    return PoolDecisions(**{name: np.concatenate([getattr(a, name), getattr(b, name)])
+                            for name in ("post", "stage", "impressions", "score", "threshold", "promoted")},
+                         early=np.concatenate(early))
+
+
 # ---------------------------------------------------------------------- compiled kernels
 # Candidate draws: one user at a time, candidates are drawn in the order the slate consumes them and the draw stops
 # as soon as the slate is full: the first k valid candidates of the sequence are the same in
@@ -288,10 +371,10 @@ class ContentRanker(Ranker):
 
 @numba.njit(cache=True)
 def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_share: float, retrieval_share: float,
-                 follow_share: float, retrieval_draws: int, pool_miss_retrieves: bool, interest_cum: np.ndarray,
-                 affinity: np.ndarray, audience_ascending: np.ndarray, suffix_total: np.ndarray,
-                 suffix_norm: np.ndarray, pool_posts: np.ndarray, pool_start: np.ndarray, pool_count: np.ndarray,
-                 topic_items: np.ndarray, topic_head: np.ndarray, merit: np.ndarray, follow_ok: np.ndarray,
+                 follow_share: float, retrieval_tries: int, interest_cum: np.ndarray, affinity: np.ndarray,
+                 audience_ascending: np.ndarray, suffix_total: np.ndarray, suffix_norm: np.ndarray,
+                 pool_posts: np.ndarray, pool_start: np.ndarray, pool_count: np.ndarray,
+                 retrieval_posts: np.ndarray, retrieval_cum: np.ndarray, follow_ok: np.ndarray,
                  indptr: np.ndarray, indices: np.ndarray, author_items: np.ndarray, author: np.ndarray,
                  seen_bits: np.ndarray, seen_offset: np.ndarray, seen_words: np.ndarray, rng: np.random.Generator,
                  out_ids: np.ndarray, out_channel: np.ndarray) -> None:
@@ -299,8 +382,10 @@ def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_sha
 
     Candidate j of a row is an interest candidate for ``j < n_interest`` (its topic drawn from the
     user's interests, or uniformly with probability ``explore_share``), a uniform-topic candidate
-    up to ``n_interest + n_uniform``.  Valid candidates (not the user's own post, not seen, not
-    already in the row) fill the row in order.
+    up to ``n_interest + n_uniform``.  A candidate comes from a follow slot, else a traffic pool of
+    its topic, else (a retrieval slot, an empty pool cell, or a pool post the viewer may not be
+    shown) interest retrieval in that topic.  Valid candidates (not the user's own post, not
+    seen, not already in the row) fill the row in order.
     """
     n_topics, n_stages = interest_cum.shape[1], pool_count.shape[1]
     k = out_ids.shape[1]
@@ -314,7 +399,6 @@ def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_sha
             channel = FOLLOWING
             post = -1
             degree = 0
-            eligible = False  # known eligible already (a pool draw checked for pool_miss_retrieves)
             if follow_share > 0 and rng.random() < follow_share:
                 start = indptr[user]
                 degree = indptr[user + 1] - start
@@ -337,6 +421,7 @@ def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_sha
                 while first > 0 and audience_ascending[n_stages - first] <= a:
                     first -= 1
                 cell = topic * (n_stages + 1) + first
+                post = -1
                 if suffix_total[cell] > 0 and rng.random() >= retrieval_share:
                     u = rng.random()
                     stage = 0
@@ -346,19 +431,15 @@ def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_sha
                     if count > 0:
                         post = pool_posts[pool_start[topic, stage] + min(int(rng.random() * count), count - 1)]
                     channel = POOL + stage
-                    if pool_miss_retrieves:
-                        eligible = _eligible(post, user, r, filled, author, seen_bits, seen_offset, seen_words,
-                                             out_ids)
-                        if not eligible:
-                            # The pool post is not for this user (seen, own, already in the slate):
-                            # like a slot with no pool post, it goes to interest retrieval.
-                            post = _retrieve_one(topic, retrieval_draws, topic_items, topic_head, merit, rng)
-                            channel = EXPLORE
-                else:
-                    post = _retrieve_one(topic, retrieval_draws, topic_items, topic_head, merit, rng)
+                if not _eligible(post, user, r, filled, author, seen_bits, seen_offset, seen_words, out_ids):
+                    # No pool post for this user (a retrieval slot, an empty cell, or one seen, own or
+                    # already in the slate): interest retrieval in the same topic.
+                    post = _retrieve(topic, retrieval_tries, retrieval_posts, retrieval_cum, user, r, filled,
+                                     author, seen_bits, seen_offset, seen_words, out_ids, rng)
                     channel = EXPLORE
-            if not eligible and not _eligible(post, user, r, filled, author, seen_bits, seen_offset, seen_words,
-                                              out_ids):
+                if post < 0:
+                    continue
+            elif not _eligible(post, user, r, filled, author, seen_bits, seen_offset, seen_words, out_ids):
                 continue
             out_ids[r, filled] = post
             out_channel[r, filled] = channel
@@ -381,21 +462,23 @@ def _eligible(post: int, user: int, row: int, filled: int, author: np.ndarray, s
     return True
 
 
-@numba.njit(cache=True, inline="always")
-def _retrieve_one(topic: int, draws: int, topic_items: np.ndarray, topic_head: np.ndarray, merit: np.ndarray,
-                  rng: np.random.Generator) -> int:
-    """Interest retrieval: of ``draws`` recent posts of the topic, the one of highest ``merit`` (the
-    pool stage it earned, then its engagement standing); -1 where the topic has no posts."""
-    filled = min(topic_head[topic], topic_items.shape[1])
-    if filled == 0:
+@numba.njit(cache=True)
+def _retrieve(topic: int, tries: int, retrieval_posts: np.ndarray, retrieval_cum: np.ndarray, user: int, row: int,
+              filled: int, author: np.ndarray, seen_bits: np.ndarray, seen_offset: np.ndarray,
+              seen_words: np.ndarray, out_ids: np.ndarray, rng: np.random.Generator) -> int:
+    """Interest retrieval: a candidate of the topic drawn in proportion to its weight (success and
+    age, see :meth:`ContentRanker._signals`), up to ``tries`` times until one may fill the slot;
+    -1 where none does."""
+    cum = retrieval_cum[topic]
+    total = cum[-1]
+    if total <= 0:
         return -1
-    best, best_merit = -1, -1.0
-    for _ in range(draws):
-        post = topic_items[topic, min(int(rng.random() * filled), filled - 1)]
-        value = merit[post] if 0 <= post < len(merit) else 0.5  # a post newer than this tick's review
-        if value > best_merit:
-            best, best_merit = post, value
-    return best
+    for _ in range(tries):
+        i = min(int(np.searchsorted(cum, rng.random() * total, side="right")), len(cum) - 1)
+        post = retrieval_posts[topic, i]
+        if _eligible(post, user, row, filled, author, seen_bits, seen_offset, seen_words, out_ids):
+            return post
+    return -1
 
 
 @numba.njit(cache=True)

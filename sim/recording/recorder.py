@@ -184,7 +184,7 @@ class Recorder:
             "event": named([e.name for e in self.exp.events], p.event),
             "product": named(self.world.products.names, p.product),
         }  # fmt: skip
-        for name in ("views", "likes", "comments", "shares", "follows", "purchases", "views_in_stock", "completions",
+        for name in ("views", "views_first_day", "likes", "comments", "shares", "follows", "purchases", "views_in_stock", "completions",
                      "watch_s", "views_following", "views_reshare", "views_pool", "views_explore", "views_other",
                      "depth", "derivatives", "bought_likes"):
             cols[name] = getattr(p, name)
@@ -196,9 +196,11 @@ class Recorder:
         parts = self._promotions
         if not parts:
             return make_table("promotions", {**self.keys, **{k: np.zeros(0) for k in (
-                "post_id", "time_s", "stage", "impressions", "score", "threshold", "promoted")}})
+                "post_id", "time_s", "stage", "impressions", "score", "threshold", "promoted", "early_stop")}})
         cat = {name: np.concatenate([getattr(d, name) for _, d in parts])
                for name in ("post", "stage", "impressions", "score", "threshold", "promoted")}
+        cat["early_stop"] = np.concatenate([d.early if d.early is not None else np.zeros(len(d.post), bool)
+                                            for _, d in parts])
         times = np.concatenate([np.full(len(d.post), t) for t, d in parts])
         cat["threshold"] = np.where(np.isfinite(cat["threshold"]), cat["threshold"], np.nan)
         return make_table("promotions", {**self.keys, "post_id": cat.pop("post"), "time_s": times, **cat})
@@ -285,6 +287,7 @@ class Recorder:
             "pool_share": by_channel[POOL:].sum() / n_imp,
             "views_gini": metrics.gini(views), "creator_exposure_gini": metrics.gini(exposure[posted > 0]),
             "never_reshared_share": float((p.shares == 0).mean()) if len(p) else np.nan,
+            **metrics.view_shape(p.created_at, p.views, p.views_first_day, self.exp.horizon_s),
             "top_quarter_creator_post_share": metrics.top_share(posted[posted > 0], 0.25),
             "views_followers_slope": metrics.log_slope(p.author_followers_at_post, p.views),
             "low_follower_breakout_rate": breakout, "low_follower_posts": n_low,

@@ -59,6 +59,13 @@ HEADLINE: list[Column] = [
     ("views_gini", pa.float64(), "", "Gini of views over posts"),
     ("creator_exposure_gini", pa.float64(), "", "Gini of views over accounts that posted"),
     ("never_reshared_share", pa.float64(), "", "share of posts never reshared"),
+    ("views_median_over_mean", pa.float64(), "", "median / mean views over posts at least 48 h old"),
+    ("views_bottom95_mean", pa.float64(), "impressions", "mean views of the 95% least viewed posts at least "
+                                                         "48 h old"),
+    ("views_tail_hill", pa.float64(), "", "Hill estimate of the views tail exponent from the top 5% of posts at "
+                                          "least 48 h old (about 1: the top holds most views)"),
+    ("first_day_view_share", pa.float64(), "", "views in the first 24 h / views at the horizon, over posts at "
+                                               "least 5 days old (or the oldest)"),
     ("top_quarter_creator_post_share", pa.float64(), "", "share of posts made by the most active 25% of posters"),
     ("views_followers_slope", pa.float64(), "", "slope of log views on log author followers, over posts"),
     ("low_follower_breakout_rate", pa.float64(), "",
@@ -85,6 +92,7 @@ SCHEMAS: dict[str, list[Column]] = {
         ("event", pa.string(), "", "scenario event name (null: background post)"),
         ("product", pa.string(), "", "product the post sells (null: none)"),
         ("views", pa.int32(), "impressions", "views"),
+        ("views_first_day", pa.int32(), "impressions", "views in the post's first 24 h"),
         ("likes", pa.int32(), "", "likes"), ("comments", pa.int32(), "", "comments"),
         ("shares", pa.int32(), "", "shares (reshares to followers)"),
         ("follows", pa.int32(), "", "follows of the author from this post"),
@@ -118,6 +126,8 @@ SCHEMAS: dict[str, list[Column]] = {
         ("score", pa.float64(), "", "smoothed engagement score"),
         ("threshold", pa.float64(), "", "promotion threshold (running quantile at the stage)"),
         ("promoted", pa.bool_(), "", "moved to the next stage"),
+        ("early_stop", pa.bool_(), "", "retired at the early look: its first impressions scored in the bottom "
+                                       "early_stop_share (impressions: the early look's, not a full batch)"),
     ],
     "timeseries": KEYS + [
         ("time_h", pa.float64(), "h", "simulated time"),
