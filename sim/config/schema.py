@@ -186,16 +186,16 @@ class BehaviorConfig:
                                "the topic", lo=0, hi=1, unit="1/day")
     inspired_posting_rate: float = knob(0.3, "posts per day of an inspired user in their new topic", lo=0,
                                         hi=50, unit="1/day")
-    quality_reference: float = knob(0.8, "how much of a viewer's sense of a post's quality is relative to what "
-                                     "their feed showed them lately: watch and reactions respond to quality "
-                                     "minus this times the viewer's reference (1: only the contrast counts; "
-                                     "0: absolute quality).  Viewers judge against recent experience "
-                                     "(adaptation level; contrast effects in sequential judgements, Bhargava "
-                                     "& Fisman, REStat 2014), so engagement per view stays stable as feeds "
-                                     "improve (Zannettou et al., CHI 2024: attention stable at ~45%)",
-                                     lo=0, hi=1)
-    reference_memory: float = knob(100.0, "impressions a viewer's quality reference averages over "
-                                   "(exponential memory)", lo=1, unit="impressions")
+    quality_reference: float = knob(0.8, "how much viewers judge a post against what their feed showed them "
+                                     "lately: watch and reactions respond to quality less this times how far "
+                                     "the viewer's reference (the recent appeal of their feed, watch_quality x "
+                                     "quality + watch_affinity x affinity) has moved from an average post of "
+                                     "their interests (0: absolute judgement).  Adaptation level: contrast "
+                                     "effects in sequential judgements (Bhargava & Fisman, REStat 2014); so "
+                                     "engagement per view stays stable as feeds improve (Zannettou et al., "
+                                     "CHI 2024: attention stable at ~45%)", lo=0, hi=1)
+    reference_memory: float = knob(100.0, "impressions a viewer's reference averages over (exponential "
+                                   "memory: about a day of viewing)", lo=1, unit="impressions")
     engagement_polish_scale: float = knob(1.0, "how strongly polish x sensitivity acts on comment, share "
                                           "and follow (multiplies like_polish)", lo=0)
 

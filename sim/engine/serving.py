@@ -17,6 +17,7 @@ from sim.engine.inspiration import Inspiration
 from sim.engine.platform import Platform, day_index
 from sim.engine.sounds import SoundState
 from sim.model import behavior
+from sim.model.world import Users
 from sim.rankers import Feedback
 from sim.rankers.base import Slate, channel_group
 
@@ -45,8 +46,13 @@ class Serving:
     watch_by_day : np.ndarray
         Shape ``(n_days, n_users)`` float32: seconds they spent watching (swipes included).
     reference : np.ndarray
-        Shape ``(n_users,)`` float32: each user's quality reference, the exponentially weighted
-        mean latent quality of what they watched lately (``behavior.reference_memory``).
+        Shape ``(n_users,)`` float32: each user's reference, the exponentially weighted mean appeal
+        of what they watched lately (``behavior.reference_memory``), where a post's appeal to a
+        viewer is ``watch_quality x quality + watch_affinity x affinity``.
+    anchor : np.ndarray
+        Shape ``(n_users,)`` float32: the appeal of an average post in a feed that follows the
+        user's interests, where every reference starts.  Viewers judge quality by how far their
+        reference has moved from it.
     impressions : int
         Impressions served so far, warm-up included.
     """
@@ -54,15 +60,22 @@ class Serving:
     budget_by_day: np.ndarray
     watch_by_day: np.ndarray
     reference: np.ndarray
+    anchor: np.ndarray
     impressions: int = 0
 
 
-def new_serving(exp: Experiment, n_users: int) -> Serving:
-    """Empty budgets for every day of the warm-up and the run."""
+def new_serving(exp: Experiment, users: Users) -> Serving:
+    """Empty budgets for every day of the warm-up and the run; every user's reference at its anchor."""
     n_days = int(np.ceil((exp.warmup_s + exp.horizon_s) / DAY)) + 1
-    return Serving(budget_by_day=np.zeros((n_days, n_users), dtype=np.float32),
-                   watch_by_day=np.zeros((n_days, n_users), dtype=np.float32),
-                   reference=np.zeros(n_users, dtype=np.float32))
+    anchor = np.empty(users.n, dtype=np.float32)
+    step = 1 << 16
+    for start in range(0, users.n, step):  # in slices: float64 temporaries of every row are large
+        interest = users.interest[start : start + step].astype(np.float64)
+        matched = (interest * users.affinity[start : start + step]).sum(axis=1) / interest.sum(axis=1)
+        anchor[start : start + step] = exp.behavior.watch_affinity * matched
+    return Serving(budget_by_day=np.zeros((n_days, users.n), dtype=np.float32),
+                   watch_by_day=np.zeros((n_days, users.n), dtype=np.float32),
+                   reference=anchor.copy(), anchor=anchor)
 
 
 @dataclass
@@ -88,7 +101,7 @@ def serve(serving: Serving, platform: Platform, reactors: Reactors, rank: Rank, 
     while len(active):
         slate = sounds_.open_sound_pages(reactors.sounds, platform, users[active], rank(users[active], now, k))
         spent, served, exhausted = consume(platform, reactors, observe, users[active], slate, remaining[active],
-                                           position[active], serving.reference, now, rng)
+                                           position[active], serving, now, rng)
         serving.impressions += int(served.sum())
         np.add.at(serving.watch_by_day[day], users[active], spent.astype(np.float32))
         remaining[active] -= spent
@@ -101,12 +114,12 @@ def serve(serving: Serving, platform: Platform, reactors: Reactors, rank: Rank, 
 
 
 def consume(platform: Platform, reactors: Reactors, observe: Observe, users: np.ndarray, slate: Slate,
-            remaining: np.ndarray, position: np.ndarray, reference: np.ndarray, now: float,
+            remaining: np.ndarray, position: np.ndarray, serving: Serving, now: float,
             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Watch a slate (shape ``(b, k)`` for ``b`` users): each user swipes until their session's
     ``remaining`` seconds are used.  ``position``: how many posts each has seen this session;
-    ``reference``: every user's quality reference (shape ``(n_users,)``), read for the slate's
-    viewers and then moved toward what they watched.
+    ``serving``: its references are read for the slate's viewers and then moved toward what
+    they watched.
 
     Returns per user, shape ``(b,)`` each, the seconds spent, the impressions served and whether
     the feed ran out."""
@@ -120,8 +133,10 @@ def consume(platform: Platform, reactors: Reactors, observe: Observe, users: np.
     topic = posts.topic[post].astype(np.int64)
     affinity = platform.state.affinity[viewer, topic]
     polish = (1.0 - posts.authenticity[post]) * u.polish_sensitivity[viewer]
-    # Quality as the viewer perceives it: against what their feed showed them lately.
-    quality = posts.quality[post] - beh.quality_reference * reference[viewer]
+    # Quality as the viewer perceives it: against what their feed showed them lately.  The shift is
+    # in watch-logit units, so it moves every response that reads quality in proportion.
+    moved = serving.reference[viewer] - serving.anchor[viewer]
+    quality = posts.quality[post] - beh.quality_reference * moved / max(beh.watch_quality, 1e-9)
     length = posts.length_s[post]
     fraction = behavior.watch_fraction(beh, quality, affinity, polish, length, rng)
     seconds = np.zeros((b, k))
@@ -134,23 +149,24 @@ def consume(platform: Platform, reactors: Reactors, observe: Observe, users: np.
     exhausted = ~valid.all(axis=1) & (served == valid.sum(axis=1))
     watched = Watched(viewer[keep], post[keep], slate.channel[row, col][keep], (position[row] + col)[keep],
                       fraction[keep], affinity[keep], polish[keep], quality[keep])
-    update_reference(reference, users, served, posts.quality[post[keep]], row[keep], beh.reference_memory)
+    appeal = beh.watch_quality * posts.quality[post] + beh.watch_affinity * affinity
+    update_reference(serving.reference, users, served, appeal[keep], row[keep], beh.reference_memory)
     observe(react(platform, reactors, watched, now, rng), now)
     return spent, served, exhausted
 
 
-def update_reference(reference: np.ndarray, users: np.ndarray, served: np.ndarray, quality: np.ndarray,
+def update_reference(reference: np.ndarray, users: np.ndarray, served: np.ndarray, appeal: np.ndarray,
                      row: np.ndarray, memory: float) -> None:
-    """Move each viewer's quality reference toward the latent quality of what they just watched.
+    """Move each viewer's reference toward the appeal of what they just watched.
 
-    ``users`` (shape ``(b,)``) watched ``served[i]`` posts each; ``quality`` and ``row`` (shape
-    ``(m,)``) are the watched posts' qualities and their viewer's index into ``users``.  An
-    exponential memory of ``memory`` impressions, applied to the round's mean: after ``n`` views of
-    mean quality ``q`` the reference is ``r (1 - 1/memory)^n + q (1 - (1 - 1/memory)^n)``."""
+    ``users`` (shape ``(b,)``) watched ``served[i]`` posts each; ``appeal`` and ``row`` (shape
+    ``(m,)``) are the watched posts' appeal to their viewer and the viewer's index into ``users``.
+    An exponential memory of ``memory`` impressions, applied to the round's mean: after ``n`` views
+    of mean appeal ``a`` the reference is ``r (1 - 1/memory)^n + a (1 - (1 - 1/memory)^n)``."""
     watching = served > 0
     if not watching.any():
         return
-    mean = np.bincount(row, weights=quality, minlength=len(users))[watching] / served[watching]
+    mean = np.bincount(row, weights=appeal, minlength=len(users))[watching] / served[watching]
     keep = (1.0 - 1.0 / memory) ** served[watching]
     who = users[watching]
     reference[who] = (reference[who] * keep + mean * (1.0 - keep)).astype(np.float32)

@@ -79,7 +79,7 @@ class Simulation:
         n_users = world.users.n
         self.arrivals = Arrivals()
         self.posting = posting.new_posting(exp, world, self.planted)
-        self.serving = serving.new_serving(exp, n_users)
+        self.serving = serving.new_serving(exp, world.users)
         self.sound_state = sounds.new_sound_state(n_users)
         self.commerce = commerce.Commerce()
         self.listening = listening.new_listening(exp, world)
