@@ -90,7 +90,7 @@ class ContentParams:
     retrieval_share: float = knob(0.1, "share of For You slots given to interest retrieval (posts of a "
                                   "liked topic, weighted by success and age) rather than to traffic pools",
                                   lo=0, hi=1)
-    retrieval_base: float = knob(30.0, "interest retrieval draws a post with weight retrieval_base ** merit, "
+    retrieval_base: float = knob(100.0, "interest retrieval draws a post with weight retrieval_base ** merit, "
                                  "merit being the highest pool stage it earned plus its engagement standing "
                                  "squashed into (0, 1): each stage a post climbs multiplies the traffic "
                                  "retrieval sends it (set against the published shape of views over posts: "
