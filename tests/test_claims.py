@@ -70,6 +70,24 @@ def test_share_of_replicates_counts_a_replicate_without_a_value_as_not_meeting()
     (row,) = judged(claim(metric="focal_sellout_hours", statistic="share_of_replicates", at_most=120.0,
                           threshold=0.5), runs=runs)
     assert (row["value"], row["n"], row["verdict"]) == (pytest.approx(2 / 6), 6, "fail")
+    # The follower ranker never sells out: 0 of 6, a fail, not "not measured".
+    (never,) = judged(claim(metric="focal_sellout_hours", ranker="follower", statistic="share_of_replicates",
+                            at_most=120.0, threshold=0.5), runs=runs)
+    assert (never["value"], never["n"], never["verdict"]) == (0.0, 6, "fail")
+
+
+def test_a_metric_relative_to_another_per_run() -> None:
+    # best: twice each run's value, except content's replicate 5, which has none.
+    runs = {**RUNS, "best": [2 * v for v in RUNS["focal_reach_ratio"]]}
+    runs["best"][5] = None
+    half, diff, missing = judged(claim(relative_to="best", threshold=0.5),
+                                 claim(relative_to="best", ranker="", difference=["content", "follower"],
+                                       compare="<=", threshold=0.0),
+                                 claim(relative_to="nope"), runs=runs)
+    assert (half["verdict"], half["value"], half["n"], half["metric"]) == ("pass", 0.5, 5, "focal_reach_ratio / best")
+    assert half["ci_low"] == half["ci_high"] == 0.5  # a t-interval of equal values, not the summary's
+    assert (diff["verdict"], diff["value"], diff["n"]) == ("pass", 0.0, 5)
+    assert missing["verdict"] == "not measured"
 
 
 def test_paired_difference_and_ratio() -> None:

@@ -64,20 +64,24 @@ def judge(claim: Mapping[str, Any], runs: Mapping[str, Sequence[Any]],
           summary: Mapping[str, Sequence[Any]] | None) -> dict[str, Any]:
     """One claim's row (every column of :data:`COLUMNS` but ``claim``)."""
     metric, statistic = str(claim["metric"]), str(claim.get("statistic") or "median")
+    relative_to = str(claim.get("relative_to") or "")
     point = int(claim.get("point", -1))
     kind, labels = subject_of(claim)
     joiner = {"difference": " - ", "ratio": " / "}.get(kind, "")
     row: dict[str, Any] = {
-        "metric": metric, "subject": joiner.join(labels), "point": point, "statistic": statistic,
+        "metric": f"{metric} / {relative_to}" if relative_to else metric, "subject": joiner.join(labels), "point": point, "statistic": statistic,
         "compare": str(claim["compare"]), "threshold": float(claim["threshold"]), "value": None,
         "ci_low": None, "ci_high": None, "n": 0, "verdict": "not measured", "sentence": str(claim["sentence"]),
     }
-    if metric not in runs:
+    if metric not in runs or (relative_to and relative_to not in runs):
         return row
     per_label = [replicate_values(runs, metric, label, point) for label in labels]
+    if relative_to:  # each run's quotient; the summary has no row for it (a t-interval is used)
+        per_label = [quotient(values, replicate_values(runs, relative_to, label, point))
+                     for values, label in zip(per_label, labels, strict=True)]
     values = paired(per_label, kind)
     finite = values[np.isfinite(values)]
-    summary_row = summary_at(summary, runs, labels[0], metric, point)
+    summary_row = None if relative_to else summary_at(summary, runs, labels[0], metric, point)
     if statistic.startswith("point_rel"):
         value = _cell(summary_row, statistic)
         lo, hi = _cell(summary_row, "point_rel_ci_low"), _cell(summary_row, "point_rel_ci_high")
@@ -88,8 +92,10 @@ def judge(claim: Mapping[str, Any], runs: Mapping[str, Sequence[Any]],
         value = {"ci_low": lo, "ci_high": hi}.get(statistic, float("nan"))
         if statistic not in ("ci_low", "ci_high"):
             value = statistic_of(statistic, values, claim)
+        # A replicate without a value (no sell-out, say) counts as not meeting a share_of_replicates
+        # claim: the claim is measured once any run of its subject exists.
         row["n"] = len(values) if statistic == "share_of_replicates" else len(finite)
-        measured = len(finite) > 0
+        measured = len(values) > 0 if statistic == "share_of_replicates" else len(finite) > 0
     row.update(ci_low=_none(lo), ci_high=_none(hi))
     if not measured:
         return row
@@ -132,6 +138,15 @@ def replicate_values(runs: Mapping[str, Sequence[Any]], metric: str, label: str,
     return out
 
 
+def quotient(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
+    """``{replicate: a / b}`` over the replicates of ``a``: nan where ``b`` has none or is zero.
+
+    >>> quotient({0: 2.0, 1: 3.0, 2: 1.0}, {0: 4.0, 1: 0.0})
+    {0: 0.5, 1: nan, 2: nan}
+    """
+    return {rep: (x / b[rep]) if b.get(rep) else float("nan") for rep, x in a.items()}
+
+
 def paired(per_label: list[dict[int, float]], kind: str) -> np.ndarray:
     """One value per replicate: the ranker's own, or ``a - b`` / ``a / b`` over the replicates both
     have (a ratio over a zero is nan)."""
@@ -152,7 +167,7 @@ def statistic_of(statistic: str, values: np.ndarray, claim: Mapping[str, Any]) -
     counts a replicate without a value as not meeting its bounds."""
     finite = values[np.isfinite(values)]
     if statistic == "share_of_replicates":
-        if not len(finite):
+        if not len(values):
             return float("nan")
         meets = np.isfinite(values)
         if claim.get("at_least") is not None:

@@ -140,7 +140,7 @@ class BehaviorConfig:
     watch_noise: float = knob(1.0, "sd of the per-impression watch-fraction logit noise", lo=0)
     complete_at: float = knob(0.9, "watch fraction that counts as a completion", lo=0.01, hi=1)
     swipe_seconds: float = knob(1.5, "time to swipe to the next post", lo=0, unit="s")
-    like_intercept: float = knob(-5.6, "like logit at zero watch, average quality")
+    like_intercept: float = knob(-5.8, "like logit at zero watch, average quality")
     like_watch: float = knob(2.6, "like logit per unit of watch fraction")
     like_quality: float = knob(0.7, "like logit per unit of quality")
     like_polish: float = knob(1.0, "like logit lost per unit of polish x sensitivity")
@@ -267,6 +267,8 @@ class Claim:
                                        "about a - b per replicate (paired)")
     ratio: tuple[str, ...] = knob(default_factory=tuple, desc="two ranker labels [a, b]: the claim is about "
                                   "a / b per replicate (paired)")
+    relative_to: str = knob("", "a second metric: the claim is about metric / relative_to, per run of the "
+                            "subject (e.g. a measure against the best it could have been); empty: none")
     statistic: str = knob("median", "over replicates: median, mean, min, max; share_of_replicates (with "
                           "at_least and/or at_most, per replicate); ci_low, ci_high (the 95% interval of the "
                           "mean; null below 5 replicates); point_rel_* (a ranker's paired relative change "

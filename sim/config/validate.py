@@ -208,6 +208,9 @@ def _check_claims(exp: Experiment, labels: set[str], n_points: int, problems: li
                 problems.append(f"{key}.{name}: only statistic = 'share_of_replicates' takes it")
         if claim.statistic == "share_of_replicates" and claim.at_least is None and claim.at_most is None:
             problems.append(f"{key}.statistic: share_of_replicates needs at_least and/or at_most")
+        if claim.relative_to and claim.statistic.startswith("point_rel"):
+            problems.append(f"{key}.relative_to: not with statistic = {claim.statistic!r} (the summary has no "
+                            "relative-change row for a quotient of metrics)")
         if claim.statistic.startswith("point_rel") and (not claim.ranker or exp.baseline_point < 0):
             problems.append(f"{key}.statistic: {claim.statistic} needs ranker and the file's baseline_point")
         if n_points > 1 and not 0 <= claim.point < n_points:
