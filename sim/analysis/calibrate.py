@@ -126,8 +126,10 @@ REFERENCES: dict[str, tuple[str, Reference]] = {
         note="posts earn their views too soon or too late")),
     "views to the top 5% of posts": ("share", Reference(
         "89% (lifetime views of every public video; judged against 80-95%)", PEX_VIEWS, lo=0.80, hi=0.95,
-        note="every post gets a first pool of ~300 views, and in a 100,000-user world the best post reaches "
-             "tens of thousands, not the millions of a real platform's top videos; Pex counts years of views")),
+        note="a post cannot be shown to a user twice: in a 500,000-user world over 5 days the best posts reach "
+             "a few hundred thousand viewers, not the hundreds of millions of a real platform's top videos, and "
+             "Pex counts years of views; the size-free rows above (median / mean, bottom 95%, tail exponent) "
+             "are the shape")),
     "posts that carry a sound": ("share", Reference(
         "85% of TikTok videos contain music (judged against 80-90%)", PEX_MUSIC, lo=0.80, hi=0.90,
         note="a sound here is any reusable audio (Pex counts music, reused or not): world.sound_share (30%) of "
@@ -137,9 +139,9 @@ REFERENCES: dict[str, tuple[str, Reference]] = {
              "(docs/calibration.md, Sound reuse)")),
     "posts never reshared": ("share", Reference(
         "most cascades never spread (> 90% of seeds adopted by nobody)", GOEL, lo=0.90,
-        note="every post gets its first pool of ~300 views, and at the model's share rate (a few per "
-             "thousand views) about half of them earn at least one share; real reshares are concentrated on "
-             "far fewer posts (and a reshare is not the same act as adopting a Twitter cascade)")),
+        note="every post gets a test of 100-300 views, and at the model's share rate (a few per thousand "
+             "views) a quarter of them earn at least one share; real reshares are concentrated on far fewer "
+             "posts (and a reshare is not the same act as adopting a Twitter cascade)")),
     "posts by the most active quarter of users": ("share", Reference(
         "98% of public videos by the top 25% of users (over accounts' lifetimes; in a short run fewer than "
         "a quarter of users post at all, so this is met trivially)", PEW, lo=0.95, hi=1.0)),
@@ -154,8 +156,8 @@ REFERENCES: dict[str, tuple[str, Reference]] = {
 #: Creator guides' traffic-pool ladder (docs/model.md): stage -> (published, lo, hi).
 LADDER: dict[int, tuple[str, float | None, float | None]] = {
     0: ("200-500 first viewers", 200.0, 500.0),
-    1: ("~1,000-3,000", 1_000.0, 3_000.0),
-    2: ("~10,000-30,000", 10_000.0, 30_000.0),
+    1: ("~1,000-3,000 (judged against 1,000-3,300: '~' read as up to 10% over)", 1_000.0, 3_300.0),
+    2: ("~10,000-30,000 (judged against 10,000-33,000: '~' read as up to 10% over)", 10_000.0, 33_000.0),
     3: ("100,000+", 100_000.0, None),
 }
 
@@ -352,8 +354,8 @@ def _stage_reference(name: str) -> tuple[str, Reference]:
     published, lo, hi = LADDER.get(stage, ("-", None, None))
     return "impressions", Reference(published, DESIGN if stage in LADDER else "-", lo, hi,
                                     note="a stage is reviewed at its timeout (3x its target fill time) with the "
-                                         "impressions it has; in a 100,000-user world a 30,000 pool is 30% of "
-                                         "all users, more than a post's widened audience gives it in time")
+                                         "impressions it has; a 300,000 pool is 60% of a 500,000-user world, "
+                                         "more than a post's widened audience gives it in time")
 
 
 def fmt(value: float | None, unit: str) -> str:
