@@ -69,7 +69,8 @@ def judge(claim: Mapping[str, Any], runs: Mapping[str, Sequence[Any]],
     kind, labels = subject_of(claim)
     joiner = {"difference": " - ", "ratio": " / "}.get(kind, "")
     row: dict[str, Any] = {
-        "metric": f"{metric} / {relative_to}" if relative_to else metric, "subject": joiner.join(labels), "point": point, "statistic": statistic,
+        "metric": f"{metric} / {relative_to}" if relative_to else metric, "subject": joiner.join(labels),
+        "point": point, "statistic": statistic,
         "compare": str(claim["compare"]), "threshold": float(claim["threshold"]), "value": None,
         "ci_low": None, "ci_high": None, "n": 0, "verdict": "not measured", "sentence": str(claim["sentence"]),
     }

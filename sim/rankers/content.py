@@ -212,6 +212,7 @@ class ContentRanker(Ranker):
             hist = np.concatenate([self.history[s], score[stage == s]])
             self.history[s] = hist[-p.score_history :]
         first_win = promoted & (self.earned[posts] == 0)
+        assert self.state is not None
         self.climbers.push(self.state.posts.topic[posts[first_win]].astype(np.int64), posts[first_win])
         self.earned[posts] = np.maximum(self.earned[posts], stage + promoted)
         self.standing[posts] = score - self._stage_means()[stage]

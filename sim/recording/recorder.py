@@ -184,9 +184,9 @@ class Recorder:
             "event": named([e.name for e in self.exp.events], p.event),
             "product": named(self.world.products.names, p.product),
         }  # fmt: skip
-        for name in ("views", "views_first_day", "likes", "comments", "shares", "follows", "purchases", "views_in_stock", "completions",
-                     "watch_s", "views_following", "views_reshare", "views_pool", "views_explore", "views_other",
-                     "depth", "derivatives", "bought_likes"):
+        for name in ("views", "views_first_day", "likes", "comments", "shares", "follows", "purchases",
+                     "views_in_stock", "completions", "watch_s", "views_following", "views_reshare", "views_pool",
+                     "views_explore", "views_other", "depth", "derivatives", "bought_likes"):
             cols[name] = getattr(p, name)
         cols["sound"] = pa.array(p.sound, mask=p.sound < 0)
         cols["parent"] = pa.array(p.parent, mask=p.parent < 0)
