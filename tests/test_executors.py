@@ -163,11 +163,11 @@ def test_progress_bar_on_a_terminal(tiny_file: Path, tmp_path: Path, monkeypatch
 SLOW_TOML = """\
 seed = 5
 replicates = 2
-horizon_days = 0.15
+horizon_days = 0.5
 warmup_hours = 0.5
 
 [world]
-users = 2000
+users = 3000
 posting_rate_mean = 0.5
 
 [[rankers]]
