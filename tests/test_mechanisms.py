@@ -297,6 +297,24 @@ def test_bought_likes_are_visible_but_pools_score_real_engagement_only() -> None
     assert sim.ranker.stage_sum[ids[0]] == sim.ranker.stage_sum[ids[1]]  # type: ignore[attr-defined]
 
 
+def test_pools_credit_a_like_and_a_follow_as_if_no_count_had_been_shown() -> None:
+    # Two posts, one liked-and-followed impression each: the first seen with 0 likes by an author of 0
+    # followers, the second with 999 likes by an author of 99 followers. Only the reactions' credit differs:
+    # 1000 ** -like_conformity of a like and 100 ** -follow_conformity of a follow.
+    sim, ids = content_sim_with_two_posts(SCENARIO)
+    p = sim.ranker.params  # type: ignore[attr-defined]
+    before = sim.ranker.stage_sum[ids].copy()  # type: ignore[attr-defined]
+    ones = np.ones(2, bool)
+    fb = Feedback(user=np.arange(2), post=ids, channel=np.full(2, 10, np.int8), position=np.zeros(2, np.int32),
+                  watch_fraction=np.zeros(2, np.float32), completed=~ones, liked=ones, commented=~ones,
+                  shared=~ones, followed=ones, purchased=~ones, shown_likes=np.array([0, 999]),
+                  shown_followers=np.array([0, 99]))
+    sim.ranker.observe(fb)
+    gained = sim.ranker.stage_sum[ids] - before  # type: ignore[attr-defined]
+    assert gained[0] == pytest.approx(p.w_like + p.w_follow)
+    assert gained[1] == pytest.approx(p.w_like * 1000.0 ** -p.like_conformity + p.w_follow * 100.0 ** -p.follow_conformity)
+
+
 def test_social_proof_raises_likes_and_follows() -> None:
     b = BehaviorConfig()
     rng = np.random.default_rng(0)

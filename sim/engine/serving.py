@@ -196,8 +196,9 @@ def react(platform: Platform, reactors: Reactors, w: Watched, now: float, rng: n
     posts, st = platform.posts, platform.state
     viewer, post = w.viewer, w.post
     author = posts.author[post].astype(np.int64)
-    reaction = behavior.reactions(beh, w.fraction, w.quality, w.polish, posts.likes[post] + posts.bought_likes[post],
-                                  st.follower_counts[author], rng)
+    shown_likes = posts.likes[post] + posts.bought_likes[post]
+    shown_followers = st.follower_counts[author]
+    reaction = behavior.reactions(beh, w.fraction, w.quality, w.polish, shown_likes, shown_followers, rng)
     followed = new_follows(platform, viewer, author, reaction.follow_intent)
     purchased = commerce_.purchases(reactors.commerce, platform, viewer, post, w.channel, w.fraction, w.affinity,
                                     now, rng)
@@ -222,7 +223,7 @@ def react(platform: Platform, reactors: Reactors, w: Watched, now: float, rng: n
     st.seen.add(viewer, post)
     return Feedback(user=viewer, post=post, channel=w.channel, position=w.position, watch_fraction=w.fraction,
                     completed=completed, liked=reaction.liked, commented=reaction.commented, shared=reaction.shared,
-                    followed=followed, purchased=purchased)
+                    followed=followed, purchased=purchased, shown_likes=shown_likes, shown_followers=shown_followers)
 
 
 def new_follows(platform: Platform, viewer: np.ndarray, author: np.ndarray, intent: np.ndarray) -> np.ndarray:

@@ -81,6 +81,8 @@ class Feedback:
     shared: np.ndarray  # bool
     followed: np.ndarray  # bool
     purchased: np.ndarray  # bool
+    shown_likes: np.ndarray | None = None  # int: the post's like count the viewer saw (bought ones included)
+    shown_followers: np.ndarray | None = None  # int: its author's follower count the viewer saw
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,13 @@ class ContentParams:
     w_comment: float = knob(6.0, "score weight of a comment", lo=0)
     w_share: float = knob(12.0, "score weight of a share", lo=0)
     w_follow: float = knob(15.0, "score weight of a follow", lo=0)
+    like_conformity: float = knob(0.08, "the pools credit a like at (1 + the like count its viewer saw) ** "
+                                  "-like_conformity: the platform's estimate of how much a shown count "
+                                  "raises likes (behavior.like_social_proof), divided out so that bought "
+                                  "or herded likes do not raise a post's score (social-influence bias "
+                                  "measured and removed: Krishnan et al., RecSys 2014)", lo=0, hi=1)
+    follow_conformity: float = knob(0.05, "the same for a follow, against its author's shown follower count "
+                                    "(behavior.follow_social_proof)", lo=0, hi=1)
     retrieval_share: float = knob(0.1, "share of For You slots given to interest retrieval (posts of a "
                                   "liked topic, weighted by success and age) rather than to traffic pools",
                                   lo=0, hi=1)
@@ -352,8 +359,19 @@ class ContentRanker(Ranker):
         weights = np.array([p.w_completion, p.w_watch, p.w_dwell, p.w_like, p.w_comment, p.w_share, p.w_follow])
         fb = feedback
         _count_pool_views(fb.post, fb.channel, fb.watch_fraction, fb.completed, fb.liked, fb.commented, fb.shared,
-                          fb.followed, st.posts.cols["length_s"], p.dwell_cap_s, weights, self.stage, self.stage_n,
+                          fb.followed, _credit(fb.shown_likes, p.like_conformity, len(fb.post)),
+                          _credit(fb.shown_followers, p.follow_conformity, len(fb.post)),
+                          st.posts.cols["length_s"], p.dwell_cap_s, weights, self.stage, self.stage_n,
                           self.stage_sum)
+
+
+def _credit(shown: np.ndarray | None, conformity: float, m: int) -> np.ndarray:
+    """Credit per reaction, shape ``(m,)``: ``(1 + shown) ** -conformity`` for the count its viewer
+    saw (1 where the feedback carries no counts), so that the pools judge a reaction as if no count
+    had been shown."""
+    if shown is None or conformity == 0:
+        return np.ones(m)
+    return np.exp(-conformity * np.log1p(shown.astype(np.float64)))
 
 
 def _concat(a: PoolDecisions, b: PoolDecisions) -> PoolDecisions:
@@ -485,11 +503,13 @@ def _retrieve(topic: int, tries: int, retrieval_posts: np.ndarray, retrieval_cum
 @numba.njit(cache=True)
 def _count_pool_views(post: np.ndarray, channel: np.ndarray, fraction: np.ndarray, completed: np.ndarray,
                       liked: np.ndarray, commented: np.ndarray, shared: np.ndarray, followed: np.ndarray,
-                      length_s: np.ndarray, dwell_cap_s: float, weights: np.ndarray, stage: np.ndarray,
-                      stage_n: np.ndarray, stage_sum: np.ndarray) -> None:
+                      like_credit: np.ndarray, follow_credit: np.ndarray, length_s: np.ndarray,
+                      dwell_cap_s: float, weights: np.ndarray, stage: np.ndarray, stage_n: np.ndarray,
+                      stage_sum: np.ndarray) -> None:
     """Add each pool impression to its post's current stage: one view and its engagement value
-    (``weights``: completion, watch fraction, dwell, like, comment, share, follow).  Impressions
-    served by an earlier stage of the post (before a promotion) do not count."""
+    (``weights``: completion, watch fraction, dwell, like, comment, share, follow; a like and a
+    follow count ``like_credit`` and ``follow_credit`` of their weight).  Impressions served by an
+    earlier stage of the post (before a promotion) do not count."""
     for i in range(len(post)):
         post_id = post[i]
         if channel[i] < POOL or stage[post_id] != channel[i] - POOL:
@@ -497,5 +517,5 @@ def _count_pool_views(post: np.ndarray, channel: np.ndarray, fraction: np.ndarra
         dwell = min(fraction[i] * length_s[post_id], dwell_cap_s) / dwell_cap_s
         stage_n[post_id] += 1
         stage_sum[post_id] += (weights[0] * completed[i] + weights[1] * fraction[i] + weights[2] * dwell
-                               + weights[3] * liked[i] + weights[4] * commented[i] + weights[5] * shared[i]
-                               + weights[6] * followed[i])
+                               + weights[3] * like_credit[i] * liked[i] + weights[4] * commented[i]
+                               + weights[5] * shared[i] + weights[6] * follow_credit[i] * followed[i])
