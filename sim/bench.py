@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.batch.runner import git_revision
 from sim.config import Experiment, RankerSpec, parse
 from sim.model.rng import streams
 
@@ -131,7 +132,13 @@ def bench(users: int, days: float) -> dict[str, Any]:
         # The engine's slate checks (sim.rankers.contract), timed inside the runs: their share of run time.
         "slate_check_share": round(content["slate_check_s"] / content["wall_s"], 4),
         "follower_slate_check_share": round(follower["slate_check_s"] / follower["wall_s"], 4),
+        "cores": _cores(), "git_revision": git_revision(),
     }  # fmt: skip
+
+
+def _cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -186,7 +193,7 @@ def jobs_scaling(runs: int, users: int, days: float) -> list[dict[str, Any]]:
     from sim.config import points
 
     exp = jobs_experiment(runs, users, days)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = _cores()
     rows: list[dict[str, Any]] = []
     for jobs in sorted({1, cores}):
         with tempfile.TemporaryDirectory() as out:
@@ -196,7 +203,8 @@ def jobs_scaling(runs: int, users: int, days: float) -> list[dict[str, Any]]:
         impressions = sum(o.impressions for o in outcomes)
         rows.append({"jobs": jobs, "runs": runs, "users": users, "days": days, "wall_s": round(wall, 2),
                      "runs_per_s": round(runs / wall, 4), "impressions_per_s": round(impressions / wall),
-                     "speedup": round(rows[0]["wall_s"] / wall, 2) if rows else 1.0})
+                     "speedup": round(rows[0]["wall_s"] / wall, 2) if rows else 1.0,
+                     "git_revision": git_revision()})
     return rows
 
 

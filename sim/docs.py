@@ -10,7 +10,8 @@
 - the blocks between ``<!-- generated:KEY -->`` and ``<!-- /generated:KEY -->`` in ``README.md``
   (``KEY = seed-cases``), ``docs/experiments.md`` (``KEY = results:<name>``) and
   ``docs/calibration.md`` (``results:calibration``; ``calibration-references``: the published figures
-  of :mod:`sim.analysis.calibrate`).
+  of :mod:`sim.analysis.calibrate`) and ``docs/performance.md`` (``bench``: the figures ``make bench``
+  wrote to ``results/bench/``).
 
 Nothing here runs a simulation or reads a clock, so the same folders give the same text; ``--check``
 reports the files that are out of date instead of writing them.
@@ -342,6 +343,40 @@ def calibration_references() -> str:
     return "\n".join(lines)
 
 
+def bench_block(bench: Path) -> str:
+    """The measured figures of ``make bench``: ``bench.json`` (throughput and memory per size) and
+    ``jobs_scaling.json`` (one batch on one core and on all) in the folder ``bench``, with the
+    revision and core count each was measured at."""
+    lines: list[str] = []
+    try:
+        sizes = json.loads((bench / "bench.json").read_text()) if (bench / "bench.json").exists() else []
+        jobs = json.loads((bench / "jobs_scaling.json").read_text()) if (bench / "jobs_scaling.json").exists() else []
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DocsError(f"{bench}: {exc}") from exc
+    if not sizes and not jobs:
+        return f"No `{bench}/` here: `make bench` measures the machine and revision at hand."
+    if sizes:
+        first = sizes[0]
+        lines += [f"`make bench` (`{bench}/bench.json`) at revision `{_revision(first)}` on "
+                  f"{first.get('cores', '?')} cores, {first['days']:g} simulated day after a 6-hour warm-up:", "",
+                  "| users | content imp/s | follower imp/s | floor imp/s | ratio | peak MB | setup s |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r['users']:,} | {r['impressions_per_s']:,} | {r['follower_impressions_per_s']:,} | "
+                  f"{r['floor_impressions_per_s']:,} | {r['ratio']:.3f} | {r['peak_rss_mb']:,.0f} | "
+                  f"{r['setup_s']:.1f} |" for r in sizes]
+    if jobs:
+        one, most = jobs[0], jobs[-1]
+        lines += ["", f"`--jobs-scaling` (`{bench}/jobs_scaling.json`) at revision `{_revision(one)}`: "
+                  f"{one['runs']} runs of {one['users']:,} users x {one['days']:g} day took "
+                  f"{one['wall_s']:.1f} s on {one['jobs']} process and {most['wall_s']:.1f} s on {most['jobs']} "
+                  f"(speedup {most['speedup']:.2f}x)."]
+    return "\n".join(lines).strip()
+
+
+def _revision(row: dict[str, Any]) -> str:
+    return (row.get("git_revision") or "unknown")[:10]
+
+
 def _cell(text: str) -> str:
     """Text safe inside a markdown table cell (no column breaks, no HTML tags)."""
     return text.replace("|", "/").replace("<", "&lt;")
@@ -399,7 +434,7 @@ def render(root: Path, results: Path, cases: Iterable[tuple[str, str]] | None = 
     found = find_folders(results)
     docs = root / "docs"
     out = {docs / "results.md": results_markdown(found, cases), docs / "results-schema.md": schema_markdown()}
-    for path in (root / "README.md", docs / "experiments.md", docs / "calibration.md"):
+    for path in (root / "README.md", docs / "experiments.md", docs / "calibration.md", docs / "performance.md"):
         if not path.exists():
             continue
         text = path.read_text()
@@ -408,11 +443,13 @@ def render(root: Path, results: Path, cases: Iterable[tuple[str, str]] | None = 
                 body = seed_case_table(found, cases)
             elif key == "calibration-references":
                 body = calibration_references()
+            elif key == "bench":
+                body = bench_block(results / "bench")
             elif key.startswith("results:"):
                 body = experiment_block(found, key[len("results:"):])
             else:
                 raise DocsError(f"{path}: unknown generated block {key!r} (known: seed-cases, "
-                                "calibration-references, results:<name>)")
+                                "calibration-references, bench, results:<name>)")
             try:
                 text = replace_block(text, key, body)
             except DocsError as exc:

@@ -111,6 +111,27 @@ def test_generated_blocks_render_without_results(tmp_path: Path) -> None:
         assert f"<!-- generated:results:{name} -->" in (ROOT / "docs" / "experiments.md").read_text()
 
 
+def test_bench_block_tables_what_make_bench_wrote(tmp_path: Path) -> None:
+    assert "make bench" in docs.bench_block(tmp_path / "bench")  # nothing measured: says how to measure
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    row = {"users": 50_000, "days": 1.0, "impressions_per_s": 440_020, "follower_impressions_per_s": 267_485,
+           "floor_impressions_per_s": 1_333_077, "ratio": 0.33, "peak_rss_mb": 375.2, "setup_s": 0.51,
+           "cores": 2, "git_revision": "6b503fa0123456789"}
+    (bench / "bench.json").write_text(json.dumps([row]))
+    (bench / "jobs_scaling.json").write_text(json.dumps([
+        {"jobs": 1, "runs": 4, "users": 100_000, "days": 0.5, "wall_s": 57.5, "speedup": 1.0},
+        {"jobs": 2, "runs": 4, "users": 100_000, "days": 0.5, "wall_s": 30.6, "speedup": 1.88}]))
+    text = docs.bench_block(bench)
+    assert "| 50,000 | 440,020 | 267,485 | 1,333,077 | 0.330 | 375 | 0.5 |" in text
+    assert "revision `6b503fa012` on 2 cores" in text
+    assert "57.5 s on 1 process and 30.6 s on 2 (speedup 1.88x)" in text
+    assert "revision `unknown`" in text  # the jobs rows name no revision
+    (bench / "bench.json").write_text("{")
+    with pytest.raises(docs.DocsError, match="bench"):
+        docs.bench_block(bench)
+
+
 TINY = """description = \"\"\"A tiny world for the docs generator.
 Not a seed case.\"\"\"
 seed = 5

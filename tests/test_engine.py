@@ -475,7 +475,7 @@ def test_resuming_runs_of_another_version_says_so(tmp_path) -> None:  # type: ig
     import pyarrow.parquet as pq
 
     from sim.batch.folder import checksums
-    from sim.batch.runner import RunnerError, _git_revision
+    from sim.batch.runner import RunnerError, git_revision
 
     exp = make_experiment({"world": {"users": 500}, "horizon_days": 0.05, "warmup_hours": 0.5})
     keys = plan(points(exp))
@@ -492,7 +492,7 @@ def test_resuming_runs_of_another_version_says_so(tmp_path) -> None:  # type: ig
     lines: list[str] = []
     with pytest.raises(RunnerError, match=r"posts table has other columns.*different feedsim versions.*--force"):
         Runner(exp, out, jobs=1, progress=lines.append).run(keys)
-    if _git_revision() is not None:  # a checkout: the resume names both revisions
+    if git_revision() is not None:  # a checkout: the resume names both revisions
         assert any("was started at revision 0000000000" in line for line in lines)
 
     # A run written before runs recorded their configuration and checksums cannot be checked: redone.

@@ -145,7 +145,7 @@ class Runner:
                           + (", ..." if len(stale) > 4 else ""))
         (self.out / "runs").mkdir(exist_ok=True)
         if old is not None:
-            revision = _git_revision()
+            revision = git_revision()
             if old.get("git_revision") and revision and old["git_revision"] != revision:
                 self.progress(f"warning: {self.out} was started at revision {old['git_revision'][:10]}, this "
                               f"is {revision[:10]}: finished runs are kept, and a model change in between "
@@ -158,7 +158,7 @@ class Runner:
                 "config": to_dict(self.exp), "overrides": self.overrides, "seed": self.exp.seed,
                 "command": self.command, "quick": self.quick,
                 "sweep_points": [p.params for p in self.points], "versions": _versions(),
-                "git_revision": _git_revision(), "runs": {}}
+                "git_revision": git_revision(), "runs": {}}
 
     def _finished_runs(self, keys: list[RunKey], manifest: dict[str, Any]) -> list[RunKey]:
         """The runs of ``keys`` already finished here for this configuration and intact; a run
@@ -328,7 +328,7 @@ def _os_error(exc: OSError, out: Path) -> str:
     return f"{where}: {exc.strerror or exc}"
 
 
-def _git_revision() -> str | None:
+def git_revision() -> str | None:
     """The commit of the feedsim checkout this runs from; ``None`` outside a git checkout."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
