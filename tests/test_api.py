@@ -181,6 +181,23 @@ def test_failed_runs_raise_naming_them(tmp_path: Path, monkeypatch: pytest.Monke
     assert caught.value.results.table("runs").column("run_id").to_pylist() == ["random-r0"]
 
 
+def test_editing_your_own_ranker_makes_a_different_configuration(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A results folder of a module:Class ranker is not resumed with its edited code: the ranker's
+    source is part of the configuration hash (built-in rankers' hashes do not change)."""
+    from sim.batch.plan import config_hash
+    from sim.config import parse
+
+    (tmp_path / "hash_ranker_mod.py").write_text(BOOM_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    exp = parse(with_rankers({"name": "random"}, {"name": "hash_ranker_mod:Boom"}), "hash")
+    builtin = parse(with_rankers({"name": "random"}), "hash")
+    before, builtin_before = config_hash(exp), config_hash(builtin)
+    (tmp_path / "hash_ranker_mod.py").write_text(BOOM_MODULE + "\n# edited\n")
+    assert config_hash(exp) != before
+    assert config_hash(builtin) == builtin_before
+
+
 # --------------------------------------------------------------------------- finding rankers
 
 

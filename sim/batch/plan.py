@@ -4,12 +4,15 @@ whether a results folder holds this configuration."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sim.config import Experiment, Point, to_dict
+from sim.rankers.base import RANKERS, resolve_ranker
 
 
 class RunnerError(RuntimeError):
@@ -40,10 +43,28 @@ NOT_HASHED = ("highlights", "description", "replicates", "claims")
 
 
 def config_hash(exp: Experiment) -> str:
-    """16 hex digits of the SHA-256 of the configuration as resolved, without :data:`NOT_HASHED`."""
+    """16 hex digits of the SHA-256 of the configuration as resolved, without :data:`NOT_HASHED`,
+    and of the source file of every ranker that is not built in (``module:Class`` or an installed
+    entry point): editing your own ranker makes a different configuration, so a resume never mixes
+    runs of its old and new code.  (feedsim's own code is named by the git revision in the manifest.)"""
     config = {k: v for k, v in to_dict(exp).items() if k not in NOT_HASHED}
+    sources = {spec.name: _source_digest(spec.name) for spec in exp.rankers if spec.name not in RANKERS}
+    if sources:
+        config["ranker_sources"] = sources
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _source_digest(name: str) -> str:
+    """SHA-256 of the file that defines the ranker ``name`` (its class's module), or of the class's
+    qualified name where no source file can be found (a compiled extension)."""
+    cls = resolve_ranker(name)
+    try:
+        path = inspect.getsourcefile(cls)
+        data = Path(path).read_bytes() if path else None
+    except (OSError, TypeError):
+        data = None
+    return hashlib.sha256(data if data is not None else f"{cls.__module__}.{cls.__qualname__}".encode()).hexdigest()
 
 
 def plan(pts: list[Point], only: dict[str, str] | None = None) -> list[RunKey]:
