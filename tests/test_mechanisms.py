@@ -321,9 +321,20 @@ def test_social_proof_raises_likes_and_follows() -> None:
     m = 200_000
     ones = np.ones(m)
     low = behavior.reactions(b, 0.6 * ones, 0 * ones, 0 * ones, 0 * ones, 0 * ones, rng)
-    high = behavior.reactions(b, 0.6 * ones, 0 * ones, 0 * ones, 1e4 * ones, 1e5 * ones, rng)
+    high = behavior.reactions(b, 0.6 * ones, 0 * ones, 0 * ones, np.log1p(1e4) * ones, np.log1p(1e5) * ones, rng)
     assert high.liked.mean() > 1.5 * low.liked.mean()
     assert high.follow_intent.mean() > 1.3 * low.follow_intent.mean()
+
+
+def test_shown_counts_are_read_against_the_viewers_recent_feed() -> None:
+    b = BehaviorConfig()
+    shown = np.array([0, 99, 99, 9999])
+    reference = np.array([np.log1p(99), np.log1p(99), np.nan, np.log1p(99)], np.float32)
+    proof = behavior.shown_proof(b, shown, reference)
+    # A count as the feed usually shows is no proof either way, nor is the first count ever seen.
+    assert proof == pytest.approx([-np.log1p(99), 0.0, 0.0, np.log1p(9999) - np.log1p(99)], abs=1e-6)
+    absolute = behavior.shown_proof(BehaviorConfig(proof_reference=0.0), shown, reference)
+    assert absolute == pytest.approx(np.log1p(shown))
 
 
 # --------------------------------------------------------------------------- polish

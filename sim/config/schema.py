@@ -140,7 +140,8 @@ class BehaviorConfig:
     watch_noise: float = knob(1.0, "sd of the per-impression watch-fraction logit noise", lo=0)
     complete_at: float = knob(0.9, "watch fraction that counts as a completion", lo=0.01, hi=1)
     swipe_seconds: float = knob(1.5, "time to swipe to the next post", lo=0, unit="s")
-    like_intercept: float = knob(-5.8, "like logit at zero watch, average quality")
+    like_intercept: float = knob(-5.35, "like logit at zero watch, average quality, a like count as the "
+                                 "viewer's feed usually shows (docs/calibration.md)")
     like_watch: float = knob(2.6, "like logit per unit of watch fraction")
     like_quality: float = knob(0.7, "like logit per unit of quality")
     like_polish: float = knob(1.0, "like logit lost per unit of polish x sensitivity")
@@ -150,7 +151,8 @@ class BehaviorConfig:
     share_intercept: float = knob(-8.4, "share logit at zero watch")
     share_watch: float = knob(2.6, "share logit per unit of watch fraction")
     share_quality: float = knob(0.9, "share logit per unit of quality")
-    follow_intercept: float = knob(-8.8, "follow logit at zero watch (viewer not yet following)")
+    follow_intercept: float = knob(-8.54, "follow logit at zero watch (viewer not yet following), an "
+                                   "author's follower count as the viewer's feed usually shows")
     follow_watch: float = knob(2.8, "follow logit per unit of watch fraction")
     follow_quality: float = knob(0.8, "follow logit per unit of quality")
     purchase_intercept: float = knob(-8.0, "purchase logit for a product post, no social proof")
@@ -160,6 +162,12 @@ class BehaviorConfig:
     like_social_proof: float = knob(0.08, "like logit per unit of log1p(visible likes): the bandwagon "
                                     "effect of a post's like count (bought likes included)")
     follow_social_proof: float = knob(0.05, "follow logit per unit of log1p(visible followers of the author)")
+    proof_reference: float = knob(1.0, "how far viewers read the counts they are shown (a post's likes, its "
+                                  "author's followers) against what their feed showed them lately: social "
+                                  "proof acts on log1p(count) less this times the viewer's reference, the mean "
+                                  "log1p of the counts of their last reference_memory impressions (1: fully, "
+                                  "as quality is judged against the recent feed, so a bigger world's bigger "
+                                  "counts do not raise engagement by themselves; 0: absolute counts)", lo=0, hi=1)
     derivative_intercept: float = knob(-4.0, "logit that a viewer of a post with a sound makes a derivative "
                                        "post (duet, stitch, 'use this sound') at zero watch, for an average "
                                        "poster")

@@ -53,6 +53,11 @@ class Serving:
         Shape ``(n_users,)`` float32: the appeal of an average post in a feed that follows the
         user's interests, where every reference starts.  Viewers judge quality by how far their
         reference has moved from it.
+    shown : np.ndarray
+        Shape ``(2, n_users)`` float32: each user's references for the counts they are shown, the
+        exponentially weighted mean log1p of the like counts (row 0) and of the authors' follower
+        counts (row 1) of what they watched lately; NaN before their first impression.  Social
+        proof is read against them (:func:`sim.model.behavior.shown_proof`).
     impressions : int
         Impressions served so far, warm-up included.
     """
@@ -61,6 +66,7 @@ class Serving:
     watch_by_day: np.ndarray
     reference: np.ndarray
     anchor: np.ndarray
+    shown: np.ndarray
     impressions: int = 0
 
 
@@ -75,7 +81,7 @@ def new_serving(exp: Experiment, users: Users) -> Serving:
         anchor[start : start + step] = exp.behavior.watch_affinity * matched
     return Serving(budget_by_day=np.zeros((n_days, users.n), dtype=np.float32),
                    watch_by_day=np.zeros((n_days, users.n), dtype=np.float32),
-                   reference=anchor.copy(), anchor=anchor)
+                   reference=anchor.copy(), anchor=anchor, shown=np.full((2, users.n), np.nan, np.float32))
 
 
 @dataclass
@@ -138,6 +144,11 @@ def consume(platform: Platform, reactors: Reactors, observe: Observe, users: np.
     moved = serving.reference[viewer] - serving.anchor[viewer]
     quality = posts.quality[post] - beh.quality_reference * moved / max(beh.watch_quality, 1e-9)
     length = posts.length_s[post]
+    # The counts the viewer is shown, read against those their feed showed them lately.
+    shown_likes = posts.likes[post] + posts.bought_likes[post]
+    shown_followers = platform.state.follower_counts[posts.author[post]]
+    like_proof = behavior.shown_proof(beh, shown_likes, serving.shown[0, viewer])
+    follow_proof = behavior.shown_proof(beh, shown_followers, serving.shown[1, viewer])
     fraction = behavior.watch_fraction(beh, quality, affinity, polish, length, rng)
     seconds = np.zeros((b, k))
     seconds[row, col] = behavior.watch_seconds(beh, fraction, length)
@@ -148,9 +159,13 @@ def consume(platform: Platform, reactors: Reactors, observe: Observe, users: np.
     served = taken.sum(axis=1).astype(np.int32)
     exhausted = ~valid.all(axis=1) & (served == valid.sum(axis=1))
     watched = Watched(viewer[keep], post[keep], slate.channel[row, col][keep], (position[row] + col)[keep],
-                      fraction[keep], affinity[keep], polish[keep], quality[keep])
+                      fraction[keep], affinity[keep], polish[keep], quality[keep], shown_likes[keep],
+                      shown_followers[keep], like_proof[keep], follow_proof[keep])
     appeal = beh.watch_quality * posts.quality[post] + beh.watch_affinity * affinity
     update_reference(serving.reference, users, served, appeal[keep], row[keep], beh.reference_memory)
+    for i, counts in enumerate((shown_likes, shown_followers)):
+        update_reference(serving.shown[i], users, served, np.log1p(counts[keep].astype(np.float64)), row[keep],
+                         beh.reference_memory)
     observe(react(platform, reactors, watched, now, rng), now)
     return spent, served, exhausted
 
@@ -162,14 +177,16 @@ def update_reference(reference: np.ndarray, users: np.ndarray, served: np.ndarra
     ``users`` (shape ``(b,)``) watched ``served[i]`` posts each; ``appeal`` and ``row`` (shape
     ``(m,)``) are the watched posts' appeal to their viewer and the viewer's index into ``users``.
     An exponential memory of ``memory`` impressions, applied to the round's mean: after ``n`` views
-    of mean appeal ``a`` the reference is ``r (1 - 1/memory)^n + a (1 - (1 - 1/memory)^n)``."""
+    of mean appeal ``a`` the reference is ``r (1 - 1/memory)^n + a (1 - (1 - 1/memory)^n)``; a
+    reference still NaN (no impression yet) becomes ``a``."""
     watching = served > 0
     if not watching.any():
         return
     mean = np.bincount(row, weights=appeal, minlength=len(users))[watching] / served[watching]
     keep = (1.0 - 1.0 / memory) ** served[watching]
     who = users[watching]
-    reference[who] = (reference[who] * keep + mean * (1.0 - keep)).astype(np.float32)
+    old = reference[who]
+    reference[who] = np.where(np.isnan(old), mean, old * keep + mean * (1.0 - keep)).astype(np.float32)
 
 
 @dataclass
@@ -177,7 +194,10 @@ class Watched:
     """Impressions watched in one round, in arrival order: each array has shape ``(m,)``.
 
     ``position`` is the impression's place in its session, ``fraction`` the share of the post
-    watched, ``polish`` the viewer's penalty for the post's polish."""
+    watched, ``polish`` the viewer's penalty for the post's polish, ``shown_likes`` and
+    ``shown_followers`` the counts the viewer saw (the post's likes, bought ones included, and its
+    author's followers), ``like_proof`` and ``follow_proof`` those counts as social proof
+    (:func:`sim.model.behavior.shown_proof`)."""
 
     viewer: np.ndarray
     post: np.ndarray
@@ -187,6 +207,10 @@ class Watched:
     affinity: np.ndarray
     polish: np.ndarray
     quality: np.ndarray
+    shown_likes: np.ndarray
+    shown_followers: np.ndarray
+    like_proof: np.ndarray
+    follow_proof: np.ndarray
 
 
 def react(platform: Platform, reactors: Reactors, w: Watched, now: float, rng: np.random.Generator) -> Feedback:
@@ -196,9 +220,7 @@ def react(platform: Platform, reactors: Reactors, w: Watched, now: float, rng: n
     posts, st = platform.posts, platform.state
     viewer, post = w.viewer, w.post
     author = posts.author[post].astype(np.int64)
-    shown_likes = posts.likes[post] + posts.bought_likes[post]
-    shown_followers = st.follower_counts[author]
-    reaction = behavior.reactions(beh, w.fraction, w.quality, w.polish, shown_likes, shown_followers, rng)
+    reaction = behavior.reactions(beh, w.fraction, w.quality, w.polish, w.like_proof, w.follow_proof, rng)
     followed = new_follows(platform, viewer, author, reaction.follow_intent)
     purchased = commerce_.purchases(reactors.commerce, platform, viewer, post, w.channel, w.fraction, w.affinity,
                                     now, rng)
@@ -223,7 +245,7 @@ def react(platform: Platform, reactors: Reactors, w: Watched, now: float, rng: n
     st.seen.add(viewer, post)
     return Feedback(user=viewer, post=post, channel=w.channel, position=w.position, watch_fraction=w.fraction,
                     completed=completed, liked=reaction.liked, commented=reaction.commented, shared=reaction.shared,
-                    followed=followed, purchased=purchased, shown_likes=shown_likes, shown_followers=shown_followers)
+                    followed=followed, purchased=purchased, shown_likes=w.shown_likes, shown_followers=w.shown_followers)
 
 
 def new_follows(platform: Platform, viewer: np.ndarray, author: np.ndarray, intent: np.ndarray) -> np.ndarray:

@@ -73,13 +73,14 @@ class Reactions:
 
 
 def reactions(b: BehaviorConfig, fraction: np.ndarray, quality: np.ndarray, polish_penalty: np.ndarray,
-              visible_likes: np.ndarray, author_followers: np.ndarray, rng: np.random.Generator) -> Reactions:
+              like_proof: np.ndarray, follow_proof: np.ndarray, rng: np.random.Generator) -> Reactions:
     """Like, comment, share and follow draws for impressions watched to ``fraction``.
 
     Follow is the rarest and strongest signal, then share, comment and like.
     What users see of a post (its like count, bought likes included) and of its
     author (follower count, bought followers included) nudges likes and
-    follows: social proof.
+    follows: social proof, read against the counts the viewer's feed showed
+    lately (:func:`shown_proof`).
 
     Parameters
     ----------
@@ -89,10 +90,9 @@ def reactions(b: BehaviorConfig, fraction: np.ndarray, quality: np.ndarray, poli
         Share of the post watched, in (0, 1).
     quality, polish_penalty : (m,) float
         As for :func:`watch_fraction`.
-    visible_likes : (m,) int
-        The post's like count as viewers see it.
-    author_followers : (m,) int
-        The author's follower count as viewers see it.
+    like_proof, follow_proof : (m,) float
+        The post's like count and its author's follower count as viewers see them, each as
+        log1p(count) less the viewer's reference (:func:`shown_proof`).
     rng : Generator
         The ``behavior`` stream.
 
@@ -105,17 +105,26 @@ def reactions(b: BehaviorConfig, fraction: np.ndarray, quality: np.ndarray, poli
     u = rng.random((4, m))
     polish = b.engagement_polish_scale * b.like_polish * polish_penalty
     like = (b.like_intercept + b.like_watch * fraction + b.like_quality * quality - b.like_polish * polish_penalty
-            + b.like_social_proof * np.log1p(visible_likes.astype(np.float64)))
+            + b.like_social_proof * like_proof)
     comment = b.comment_intercept + b.comment_watch * fraction + b.comment_quality * quality - polish
     share = b.share_intercept + b.share_watch * fraction + b.share_quality * quality - polish
     follow = (b.follow_intercept + b.follow_watch * fraction + b.follow_quality * quality - polish
-              + b.follow_social_proof * np.log1p(author_followers.astype(np.float64)))
+              + b.follow_social_proof * follow_proof)
     return Reactions(
         liked=u[0] < sigmoid(like),
         commented=u[1] < sigmoid(comment),
         shared=u[2] < sigmoid(share),
         follow_intent=u[3] < sigmoid(follow),
     )
+
+
+def shown_proof(b: BehaviorConfig, shown: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """A shown count as social proof: ``log1p(shown)`` less ``proof_reference`` times the viewer's
+    ``reference`` (the mean log1p of the counts their feed showed lately; NaN before any, read as
+    this count itself).  Shapes ``(m,)``; returns float64."""
+    shown_log = np.log1p(shown.astype(np.float64))
+    reference = np.where(np.isnan(reference), shown_log, reference)
+    return shown_log - b.proof_reference * reference
 
 
 def social_proof(likes: np.ndarray, comments: np.ndarray) -> np.ndarray:
