@@ -17,6 +17,7 @@ from sim.config import (
     machine_memory_bytes,
     parse,
     parse_value,
+    points,
     read_table,
 )
 from sim.rankers import RANKERS
@@ -200,6 +201,28 @@ def test_override_of_unknown_ranker_label_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(path, {"rankers.content.explore_share": 0.2})
     assert "content" in str(info.value)
+
+
+def test_a_star_index_sets_the_key_in_every_table_of_the_list() -> None:
+    table = {"world": {"accounts": [{"name": "a"}, {"name": "b", "followers": 9}]}, "events": [{"name": "e"}]}
+    out = apply_overrides(table, {"world.accounts[*].bought_followers": 5, "events[*].bought_likes": 3}, "t.toml")
+    assert [a["bought_followers"] for a in out["world"]["accounts"]] == [5, 5]
+    assert out["world"]["accounts"][1]["followers"] == 9 and out["events"][0]["bought_likes"] == 3
+    assert "bought_followers" not in table["world"]["accounts"][0]  # the table given is not changed
+    with pytest.raises(ConfigError, match=r"t.toml: --set world.products\[\*\].stock: products\[\*\]: products "
+                                          r"is not a non-empty list"):
+        apply_overrides(table, {"world.products[*].stock": 1}, "t.toml")
+
+
+def test_a_sweep_over_every_account_is_one_column(tmp_path: Path) -> None:
+    from sim.batch.plan import sweep_columns
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(GOOD_TOML + '\n[[world.accounts]]\nname = "a"\nfollowers = 5\ntopic = "#crafttok"\n'
+                    '\n[sweep]\n"world.accounts[*].bought_followers" = [0, 50]\n')
+    pts = points(load(path))
+    assert [[a.bought_followers for a in p.exp.world.accounts] for p in pts] == [[0, 0], [50, 50]]
+    assert sweep_columns(pts[1].params) == {"sweep_world_accounts_bought_followers": 50}
 
 
 def test_cli_run_of_bad_file_fails_and_writes_nothing(tmp_path: Path) -> None:

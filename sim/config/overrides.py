@@ -18,27 +18,49 @@ def apply_overrides(table: Mapping[str, Any], overrides: Mapping[str, Any], sour
     """Apply ``--set a.b=value`` overrides.
 
     ``rankers.<label>.k`` addresses a ranker's params; ``name[i]`` addresses the
-    i-th table of a list (``world.accounts[0].bought_followers``).
+    i-th table of a list (``world.accounts[0].bought_followers``) and ``name[*]`` every one
+    (``world.accounts[*].bought_followers``).
     """
     out: dict[str, Any] = copy.deepcopy(dict(table))
     for dotted, value in overrides.items():
-        parts = dotted.split(".")
-        if parts[0] == "rankers" and len(parts) >= 3:
-            rankers = out.get("rankers")
-            tables = [r for r in rankers if isinstance(r, dict)] if isinstance(rankers, list) else []
-            matches = [r for r in tables if _label_of(r) == parts[1]]
-            if not matches:
-                raise ConfigError([f"{source}: --set {dotted}: no ranker labelled {parts[1]!r}"])
-            node = matches[0].setdefault("params", {})
-            if not isinstance(node, dict):
-                raise ConfigError([f"{source}: --set {dotted}: rankers {parts[1]!r}: params is not a table"])
-            parts = parts[2:]
-        else:
-            node = out
-        for part in parts[:-1]:
-            node = _child(node, part, dotted, source)
-        node[parts[-1]] = value
+        for key in _expand(out, dotted, dotted, source):
+            _set(out, key, value, dotted, source)
     return out
+
+
+def _expand(table: dict[str, Any], dotted: str, given: str, source: str) -> list[str]:
+    """``dotted`` with its first ``name[*]`` replaced by each index of the list ``name``, recursively."""
+    head, star, rest = dotted.partition("[*]")
+    if not star:
+        return [dotted]
+    *path, name = head.split(".")
+    node = table
+    for part in path:
+        node = _child(node, part, given, source)
+    items = node.get(name)
+    if not isinstance(items, list) or not items:
+        raise ConfigError([f"{source}: --set {given}: {name}[*]: {name} is not a non-empty list of tables"])
+    return [key for i in range(len(items)) for key in _expand(table, f"{head}[{i}]{rest}", given, source)]
+
+
+def _set(out: dict[str, Any], dotted: str, value: Any, given: str, source: str) -> None:
+    """Set one dotted key (no ``[*]``) of ``out`` to ``value``; errors name the key as ``given``."""
+    parts = dotted.split(".")
+    if parts[0] == "rankers" and len(parts) >= 3:
+        rankers = out.get("rankers")
+        tables = [r for r in rankers if isinstance(r, dict)] if isinstance(rankers, list) else []
+        matches = [r for r in tables if _label_of(r) == parts[1]]
+        if not matches:
+            raise ConfigError([f"{source}: --set {given}: no ranker labelled {parts[1]!r}"])
+        node = matches[0].setdefault("params", {})
+        if not isinstance(node, dict):
+            raise ConfigError([f"{source}: --set {given}: rankers {parts[1]!r}: params is not a table"])
+        parts = parts[2:]
+    else:
+        node = out
+    for part in parts[:-1]:
+        node = _child(node, part, given, source)
+    node[parts[-1]] = value
 
 
 def _label_of(ranker: Mapping[str, Any]) -> Any:
