@@ -312,7 +312,7 @@ def test_pools_credit_a_like_and_a_follow_as_if_no_count_had_been_shown() -> Non
     sim.ranker.observe(fb)
     gained = sim.ranker.stage_sum[ids] - before  # type: ignore[attr-defined]
     assert gained[0] == pytest.approx(p.w_like + p.w_follow)
-    assert gained[1] == pytest.approx(p.w_like * 1000.0 ** -p.like_conformity + p.w_follow * 100.0 ** -p.follow_conformity)
+    assert gained[1] == pytest.approx(p.w_like * 1000.0**-p.like_conformity + p.w_follow * 100.0**-p.follow_conformity)
 
 
 def test_social_proof_raises_likes_and_follows() -> None:

@@ -245,7 +245,8 @@ def react(platform: Platform, reactors: Reactors, w: Watched, now: float, rng: n
     st.seen.add(viewer, post)
     return Feedback(user=viewer, post=post, channel=w.channel, position=w.position, watch_fraction=w.fraction,
                     completed=completed, liked=reaction.liked, commented=reaction.commented, shared=reaction.shared,
-                    followed=followed, purchased=purchased, shown_likes=w.shown_likes, shown_followers=w.shown_followers)
+                    followed=followed, purchased=purchased, shown_likes=w.shown_likes,
+                    shown_followers=w.shown_followers)
 
 
 def new_follows(platform: Platform, viewer: np.ndarray, author: np.ndarray, intent: np.ndarray) -> np.ndarray:
