@@ -196,6 +196,13 @@ def test_a_tapped_sound_opens_its_page_ahead_of_the_ranker() -> None:
     assert list(slate.post_ids[1]) == list(ranked[1]) and (slate.channel[1] == FOLLOWING).all()
     assert sim.sound_state.tapped[7] == -1  # opened once
 
+    # A page does not show its viewer their own use of the sound: user 2 made ids[1].
+    sim.sound_state.tapped[2] = sound
+    own = np.array([[ids[3], ids[4], -1, -1]])
+    slate = sounds.open_sound_pages(sim.sound_state, sim.platform, np.array([2]),
+                                    Slate(own.copy(), np.full(own.shape, FOLLOWING, np.int8)))
+    assert list(slate.post_ids[0]) == [ids[0], ids[2], ids[3], ids[4]]
+
 
 # --------------------------------------------------------------------------- commerce
 

@@ -131,7 +131,8 @@ def open_sound_pages(state: SoundState, platform: Platform, users: np.ndarray, s
     state.tapped[users[rows]] = NO_ID
     page = sound_pages(state, platform.posts, sound[rows])
     seen = platform.state.seen.contains(users[rows][:, None], np.maximum(page, 0))
-    page[seen] = NO_ID
+    own = platform.posts.author[np.maximum(page, 0)] == users[rows][:, None]
+    page[seen | own] = NO_ID  # a page lists the user's own uses of the sound, but does not show them
     n_page = platform.exp.behavior.sound_page_posts
     opened = first_k_valid(page, np.full(page.shape, SOUND, np.int8), page >= 0, n_page)
     cand = np.concatenate([opened.post_ids, slate.post_ids[rows]], axis=1)
