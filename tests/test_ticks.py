@@ -1,5 +1,6 @@
-"""Batching sessions into ticks is an optimisation, not a model change: a 1-second tick
-and the default 60-second tick give the same aggregates, within sampling noise."""
+"""Batching sessions into ticks is an optimisation, not a model change: a 10-second tick (a
+1-second one under ``make test-slow``) and the default 60-second tick give the same aggregates,
+within sampling noise."""
 
 from __future__ import annotations
 
@@ -30,12 +31,14 @@ def mean(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
-def test_one_second_tick_matches_default_tick() -> None:
+def test_ten_second_tick_matches_default_tick() -> None:
     # A mean over three seeds: on one seed of a world this small, impressions per user and the like
     # rate move by up to 10% and 20% between any two runs (seeds 1-3 at 3,000 users), so a single
-    # seed sits at the tolerance whatever the tick.
+    # seed sits at the tolerance whatever the tick.  Ten seconds, not one: the content ranker
+    # rebuilds its retrieval weights every tick, and 32,400 one-second ticks a run took half of
+    # `make test` (572 s); the 1-second comparison runs under `make test-slow` below.
     seeds = (1, 2, 3)
-    assert_match(mean([aggregates(1.0, "content", s, users=3000) for s in seeds]),
+    assert_match(mean([aggregates(10.0, "content", s, users=3000) for s in seeds]),
                  mean([aggregates(60.0, "content", s, users=3000) for s in seeds]))
 
 
