@@ -88,6 +88,8 @@ HILL = ("tail exponent implied by Pex's 5% / 89% and by McGrady et al., JQD:DM 2
         "the 3.7% of videos over 10,000 views hold 94% of views)")
 TRENDPOP_DAY = (TRENDPOP + "; 32% in 24 h over 38% (48 h) to 55% (7 days) puts the first day at 0.58-0.84 of "
                 "5-day views, about 0.66 interpolated")
+WINKLER = ("Winkler, Hotz-Behofsits, Wlömert, Papies & Liaukonytė, \"Does TikTok Promote or Cannibalize Music "
+           "Streaming?\" (arXiv 2405.14999): the top 10% of songs account for 96% of TikTok creations")
 GOEL = ("Goel, Watts & Goldstein, \"The Structure of Online Diffusion Networks\", EC 2012: in seven domains "
         "the vast majority of cascades never spread beyond the seed")
 
@@ -133,10 +135,13 @@ REFERENCES: dict[str, tuple[str, Reference]] = {
     "posts that carry a sound": ("share", Reference(
         "85% of TikTok videos contain music (judged against 80-90%)", PEX_MUSIC, lo=0.80, hi=0.90,
         note="a sound here is any reusable audio (Pex counts music, reused or not): world.sound_share (30%) of "
-             "ordinary posts release an original sound and derivatives reuse one, and at the default derivative "
-             "rate derivatives are 18% of this world's posts under For You (2% under follower), so the model has "
-             "too little reused audio; discovery.toml, whose claim is about reuse, names the exception it makes "
-             "(docs/calibration.md, Sound reuse)")),
+             "ordinary posts release an original sound, and an ordinary post reuses one only if a sound moved its "
+             "creator since its last post, so reuse saturates below Pex's share (docs/calibration.md, Sound reuse)")),
+    "creations on the top 10% of reused sounds": ("share", Reference(
+        "96% (songs with TikTok creations; judged against 90-99%)", WINKLER, lo=0.90, hi=0.99,
+        note="derivatives spread over too many sounds, or too few")),
+    "views on the most-viewed sound's posts": ("share", Reference(
+        "no published figure (not judged); shown because one sound's derivatives can take over the feed", "-")),
     "posts never reshared": ("share", Reference(
         "most cascades never spread (> 90% of seeds adopted by nobody)", GOEL, lo=0.90,
         note="every post gets a test of 100-300 views, and at the model's share rate (a few per thousand "
@@ -176,6 +181,20 @@ def inside(value: float | None, lo: float | None, hi: float | None) -> bool | No
 
 
 # ----------------------------------------------------------------------------- per-run aggregates
+
+
+def sound_uses(sound: np.ndarray, parent: np.ndarray, views: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per sound carried by any of these posts (shape ``(n_posts,)`` each; sound -1: none, parent
+    -1: not a derivative): its creations (derivative posts) and the views of all its posts, each
+    of shape ``(n_sounds,)`` in increasing sound id.
+
+    >>> sound_uses(np.array([4, 4, 4, -1, 9]), np.array([-1, 0, 0, -1, -1]), np.array([10, 5, 1, 7, 2]))
+    (array([2, 0]), array([16.,  2.]))
+    """
+    has = sound >= 0
+    ids, index = np.unique(sound[has], return_inverse=True)
+    creations = np.bincount(index, weights=(parent[has] >= 0), minlength=len(ids)).astype(np.int64)
+    return creations, np.bincount(index, weights=views[has].astype(np.float64), minlength=len(ids))
 
 
 def half_views_hours(post_ids: np.ndarray, ages_s: np.ndarray, views: np.ndarray) -> float:
@@ -258,7 +277,7 @@ def run_aggregates(out: Path) -> dict[str, dict[str, Any]]:
     out = Path(out)
     runs = pq.read_table(out / "runs.parquet").to_pydict()
     posts_table = pq.read_table(out / "posts.parquet", columns=["run_id", "post_id", "author_id", "created_at",
-                                                                 "views", "sound"])
+                                                                 "views", "sound", "parent"])
     promo_columns = ["run_id", "stage", "impressions", "promoted"]
     if "early_stop" in pq.read_schema(out / "promotions.parquet").names:
         promo_columns.append("early_stop")
@@ -269,11 +288,14 @@ def run_aggregates(out: Path) -> dict[str, dict[str, Any]]:
     post_runs = np.asarray(posts_table["run_id"].to_pylist(), dtype=object)
     promo_runs = np.asarray(promotions_table["run_id"].to_pylist(), dtype=object)
     sound_carriers = posts_table["sound"].is_valid().to_numpy(zero_copy_only=False)
+    sound_ids = posts_table["sound"].fill_null(-1).to_numpy(zero_copy_only=False)
+    parents = posts_table["parent"].fill_null(-1).to_numpy(zero_copy_only=False)
     result: dict[str, dict[str, Any]] = {}
     for i, rid in enumerate(runs["run_id"]):
         row = {k: runs[k][i] for k in runs}
         mine = post_runs == rid
         posts = {k: posts_table[k].to_numpy()[mine] for k in ("post_id", "author_id", "created_at", "views")}
+        creations, sound_views = sound_uses(sound_ids[mine], parents[mine], posts["views"])
         per_user = np.bincount(posts["author_id"], minlength=int(row["users"]))
         at = promo_runs == rid
         promotions = {k: promotions_table[k].to_numpy(zero_copy_only=False)[at]
@@ -290,6 +312,9 @@ def run_aggregates(out: Path) -> dict[str, dict[str, Any]]:
             **{name: row.get(column) for name, column in SHAPE_COLUMNS.items()},
             "views to the top 5% of posts": metrics.top_share(posts["views"], 0.05),
             "posts that carry a sound": float(sound_carriers[mine].mean()) if mine.any() else None,
+            "creations on the top 10% of reused sounds": metrics.top_share(creations[creations > 0], 0.10),
+            "views on the most-viewed sound's posts": (float(sound_views.max() / posts["views"].sum())
+                                                       if len(sound_views) and posts["views"].sum() else None),
             "posts never reshared": row["never_reshared_share"],
             # Pew's definition: the most active quarter of all users, posters or not.
             "posts by the most active quarter of users": metrics.top_share(per_user, 0.25),
