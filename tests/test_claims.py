@@ -111,6 +111,32 @@ def test_a_claim_at_a_sweep_point_reads_only_that_points_runs() -> None:
     assert [(r["value"], r["verdict"]) for r in rows] == [(1.0, "fail"), (5.0, "pass")]
 
 
+def test_a_claim_across_sweep_points_is_about_the_paired_change() -> None:
+    # Three points x two rankers x six replicates: content's value is 2 + point + replicate / 10,
+    # follower's 1; replicate 5 has no run at point 0.
+    runs: dict[str, list[Any]] = {"run_id": [], "ranker": [], "replicate": [], "m": []}
+    for point in range(3):
+        for label in ("content", "follower"):
+            for r in range(6):
+                if (point, r) == (0, 5):
+                    continue
+                runs["run_id"].append(f"{label}-p{point}-r{r}")
+                runs["ranker"].append(label)
+                runs["replicate"].append(r)
+                runs["m"].append(2 + point + r / 10 if label == "content" else 1.0)
+    claims = [claim(metric="m", points=[2, 0], threshold=2.0),
+              claim(metric="m", ranker="", ratio=["content", "follower"], points=[1, 0], threshold=1.0),
+              claim(metric="m", points=[0, 2], compare="<", threshold=0.0),
+              claim(metric="m", points=[2, 1], statistic="ci_low", compare=">", threshold=0.5)]
+    cols = evaluate(claims, runs, None)
+    rises, ratio, falls, ci = ({k: v[i] for k, v in cols.items()} for i in range(len(claims)))
+    assert (rises["value"], rises["n"], rises["verdict"]) == (2.0, 5, "pass")  # paired: replicate 5 left out
+    assert rises["subject"] == "content at point 2 - at point 0" and rises["point"] == -1
+    assert ratio["subject"] == "(content / follower) at point 1 - at point 0" and ratio["value"] == pytest.approx(1.0)
+    assert (falls["value"], falls["verdict"]) == (-2.0, "pass")
+    assert ci["value"] == pytest.approx(1.0) and ci["verdict"] == "pass"  # every replicate moves by exactly 1
+
+
 def test_config_errors_name_the_file_and_key() -> None:
     def problems(*claims: dict[str, Any]) -> str:
         with pytest.raises(ConfigError) as err:
@@ -128,6 +154,22 @@ def test_config_errors_name_the_file_and_key() -> None:
         {**base, "ranker": "content", "statistic": "share_of_replicates"})
     assert "test.toml: claims[0].threshold: required" in problems({"metric": "m", "ranker": "content",
                                                                    "sentence": "s"})
+    assert "test.toml: claims[0].points: the file has no sweep" in problems(
+        {**base, "ranker": "content", "points": [1, 0]})
+
+
+def test_points_config_errors_name_the_key() -> None:
+    sweep = {"sweep": {"world.polish_sensitivity_mean": [1.0, 0.5, 0.0]}}
+    base = {"metric": "focal_views", "ranker": "content", "threshold": 1.0, "sentence": "s"}
+    with pytest.raises(ConfigError) as err:
+        make_experiment({**sweep, "claims": [{**base, "points": [1, 1]}, {**base, "points": [0, 3]},
+                                             {**base, "points": [2, 0], "point": 1}]})
+    text = str(err.value)
+    assert "claims[0].points: expected two different point indices [a, b] (got [1, 1])" in text
+    assert "claims[1].points[1]: expected a point index 0-2 (got 3)" in text
+    assert "claims[2].point: not with points" in text
+    ok = make_experiment({**sweep, "claims": [{**base, "points": [2, 0]}]})
+    assert ok.claims[0].points == (2, 0)
 
 
 def test_claims_do_not_change_the_config_hash() -> None:

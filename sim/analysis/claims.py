@@ -2,10 +2,12 @@
 
 A claim names a metric (a ``runs.parquet`` column, or a ``<kind>.<entity>.<metric>`` measure joined
 as :func:`sim.batch.combine.measure_columns` joins it), a subject (one ranker, or the paired
-difference or ratio of two, per replicate), a statistic over the subject's replicates, a comparison
-and a threshold.  Everything here is a pure function of tables given as column dicts; the verdicts
-are ``pass``, ``fail``, ``not measured`` (the metric is absent or has no values) and ``too few
-replicates`` (an interval statistic below :data:`~sim.analysis.bootstrap.MIN_REPLICATES` replicates).
+difference or ratio of two, per replicate) at one sweep point or as its paired change between two
+(``points = [a, b]``: the value at a less the value at b), a statistic over the subject's
+replicates, a comparison and a threshold.  Everything here is a pure function of tables given as
+column dicts; the verdicts are ``pass``, ``fail``, ``not measured`` (the metric is absent or has no
+values) and ``too few replicates`` (an interval statistic below
+:data:`~sim.analysis.bootstrap.MIN_REPLICATES` replicates).
 """
 
 from __future__ import annotations
@@ -66,30 +68,35 @@ def judge(claim: Mapping[str, Any], runs: Mapping[str, Sequence[Any]],
     metric, statistic = str(claim["metric"]), str(claim.get("statistic") or "median")
     relative_to = str(claim.get("relative_to") or "")
     point = int(claim.get("point", -1))
+    across = [int(p) for p in claim.get("points") or ()]
     kind, labels = subject_of(claim)
     joiner = {"difference": " - ", "ratio": " / "}.get(kind, "")
+    subject = joiner.join(labels)
+    if across:
+        subject = f"({subject}) at point {across[0]} - at point {across[1]}" if joiner else \
+            f"{subject} at point {across[0]} - at point {across[1]}"
     row: dict[str, Any] = {
-        "metric": f"{metric} / {relative_to}" if relative_to else metric, "subject": joiner.join(labels),
+        "metric": f"{metric} / {relative_to}" if relative_to else metric, "subject": subject,
         "point": point, "statistic": statistic,
         "compare": str(claim["compare"]), "threshold": float(claim["threshold"]), "value": None,
         "ci_low": None, "ci_high": None, "n": 0, "verdict": "not measured", "sentence": str(claim["sentence"]),
     }
     if metric not in runs or (relative_to and relative_to not in runs):
         return row
-    per_label = [replicate_values(runs, metric, label, point) for label in labels]
-    if relative_to:  # each run's quotient; the summary has no row for it (a t-interval is used)
-        per_label = [quotient(values, replicate_values(runs, relative_to, label, point))
-                     for values, label in zip(per_label, labels, strict=True)]
-    values = paired(per_label, kind)
+    if across:  # the subject's change from point b to point a, per replicate; no summary row for it
+        at_a, at_b = (subject_values(runs, claim, kind, labels, at) for at in across)
+        values = np.array([at_a[r] - at_b[r] for r in sorted(set(at_a) & set(at_b))], dtype=np.float64)
+    else:
+        values = np.array(list(subject_values(runs, claim, kind, labels, point).values()), dtype=np.float64)
     finite = values[np.isfinite(values)]
-    summary_row = None if relative_to else summary_at(summary, runs, labels[0], metric, point)
+    summary_row = None if relative_to or across else summary_at(summary, runs, labels[0], metric, point)
     if statistic.startswith("point_rel"):
         value = _cell(summary_row, statistic)
         lo, hi = _cell(summary_row, "point_rel_ci_low"), _cell(summary_row, "point_rel_ci_high")
         row["n"] = int(summary_row.get("n") or 0) if summary_row else 0
         measured = summary_row is not None
     else:
-        lo, hi = interval(kind, labels, finite, metric, summary_row)
+        lo, hi = interval("difference" if across else kind, labels, finite, metric, summary_row)
         value = {"ci_low": lo, "ci_high": hi}.get(statistic, float("nan"))
         if statistic not in ("ci_low", "ci_high"):
             value = statistic_of(statistic, values, claim)
@@ -108,6 +115,18 @@ def judge(claim: Mapping[str, Any], runs: Mapping[str, Sequence[Any]],
     row["value"] = float(value)
     row["verdict"] = "pass" if COMPARE[row["compare"]](float(value), row["threshold"]) else "fail"
     return row
+
+
+def subject_values(runs: Mapping[str, Sequence[Any]], claim: Mapping[str, Any], kind: str, labels: list[str],
+                   point: int) -> dict[int, float]:
+    """``{replicate: value}`` of the claim's subject at sweep ``point``: a ranker's value, or the paired
+    difference or ratio of two, each run's value divided by its ``relative_to`` metric where set."""
+    metric, relative_to = str(claim["metric"]), str(claim.get("relative_to") or "")
+    per_label = [replicate_values(runs, metric, label, point) for label in labels]
+    if relative_to:  # each run's quotient; the summary has no row for it (a t-interval is used)
+        per_label = [quotient(values, replicate_values(runs, relative_to, label, point))
+                     for values, label in zip(per_label, labels, strict=True)]
+    return paired(per_label, kind)
 
 
 def subject_of(claim: Mapping[str, Any]) -> tuple[str, list[str]]:
@@ -148,19 +167,20 @@ def quotient(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
     return {rep: (x / b[rep]) if b.get(rep) else float("nan") for rep, x in a.items()}
 
 
-def paired(per_label: list[dict[int, float]], kind: str) -> np.ndarray:
-    """One value per replicate: the ranker's own, or ``a - b`` / ``a / b`` over the replicates both
-    have (a ratio over a zero is nan)."""
+def paired(per_label: list[dict[int, float]], kind: str) -> dict[int, float]:
+    """``{replicate: value}``: the ranker's own, or ``a - b`` / ``a / b`` over the replicates both
+    have (a ratio over a zero is nan).
+
+    >>> paired([{0: 6.0, 1: 1.0, 2: 4.0}, {0: 3.0, 1: 0.0}], "ratio")
+    {0: 2.0, 1: nan}
+    """
     if kind == "ranker":
-        return np.array(list(per_label[0].values()), dtype=np.float64)
+        return dict(per_label[0])
     a, b = per_label
     reps = sorted(set(a) & set(b))
-    x = np.array([a[r] for r in reps], dtype=np.float64)
-    y = np.array([b[r] for r in reps], dtype=np.float64)
     if kind == "difference":
-        return x - y
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y != 0, x / np.where(y != 0, y, 1.0), np.nan)
+        return {r: a[r] - b[r] for r in reps}
+    return {r: a[r] / b[r] if b[r] != 0 else float("nan") for r in reps}
 
 
 def statistic_of(statistic: str, values: np.ndarray, claim: Mapping[str, Any]) -> float:

@@ -284,8 +284,11 @@ class Claim:
     compare: str = knob(">=", "how the statistic is compared with the threshold", choices=CLAIM_COMPARISONS)
     at_least: Any = knob(None, "share_of_replicates: a replicate counts where its value is >= this")
     at_most: Any = knob(None, "share_of_replicates: a replicate counts where its value is <= this")
-    point: int = knob(-1, "sweep point index the claim is judged at (required in a file with a sweep; "
-                      "-1: no sweep)", lo=-1)
+    point: int = knob(-1, "sweep point index the claim is judged at (required in a file with a sweep, "
+                      "unless points is set; -1: no sweep)", lo=-1)
+    points: tuple[int, ...] = knob(default_factory=tuple, desc="two sweep point indices [a, b]: the claim is "
+                                   "about the subject at point a less its value at point b, per replicate "
+                                   "(a replicate's runs share their seed across points): how a sweep moves it")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sim.config.overrides import apply_overrides, quick_overrides
-from sim.config.schema import ConfigError, Experiment, PlantedAccount, Product, WorldConfig, default_label
+from sim.config.schema import Claim, ConfigError, Experiment, PlantedAccount, Product, WorldConfig, default_label
 from sim.config.sweep import sweep_points
 from sim.params import is_dataclass_type, join_key, type_name
 
@@ -213,11 +213,31 @@ def _check_claims(exp: Experiment, labels: set[str], n_points: int, problems: li
                             "relative-change row for a quotient of metrics)")
         if claim.statistic.startswith("point_rel") and (not claim.ranker or exp.baseline_point < 0):
             problems.append(f"{key}.statistic: {claim.statistic} needs ranker and the file's baseline_point")
-        if n_points > 1 and not 0 <= claim.point < n_points:
+        if claim.points:
+            _check_claim_points(claim, key, n_points, problems)
+        elif n_points > 1 and not 0 <= claim.point < n_points:
             problems.append(f"{key}.point: required in a file with a sweep: a point index 0-{n_points - 1} "
                             f"(got {claim.point})")
         elif n_points <= 1 and claim.point > 0:
             problems.append(f"{key}.point: {claim.point} is not a sweep point (the file has no sweep)")
+
+
+def _check_claim_points(claim: Claim, key: str, n_points: int, problems: list[str]) -> None:
+    """``points = [a, b]``: two different sweep points, instead of ``point``, with a statistic over
+    replicates."""
+    if n_points <= 1:
+        problems.append(f"{key}.points: the file has no sweep")
+        return
+    if len(claim.points) != 2 or claim.points[0] == claim.points[1]:
+        problems.append(f"{key}.points: expected two different point indices [a, b] (got {list(claim.points)})")
+    for j, index in enumerate(claim.points):
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_points:
+            problems.append(f"{key}.points[{j}]: expected a point index 0-{n_points - 1} (got {brief_repr(index)})")
+    if claim.point >= 0:
+        problems.append(f"{key}.point: not with points (the claim is about the change from point b to a)")
+    if claim.statistic.startswith("point_rel"):
+        problems.append(f"{key}.statistic: {claim.statistic} is a change against baseline_point; with points "
+                        "use median, mean, min, max, share_of_replicates, ci_low or ci_high")
 
 
 def _check_world(world: WorldConfig, problems: list[str]) -> tuple[dict[str, PlantedAccount], dict[str, Product]]:
