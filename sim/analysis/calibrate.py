@@ -287,8 +287,8 @@ def run_aggregates(out: Path) -> dict[str, dict[str, Any]]:
     sampled = _impressions(out)
     post_runs = np.asarray(posts_table["run_id"].to_pylist(), dtype=object)
     promo_runs = np.asarray(promotions_table["run_id"].to_pylist(), dtype=object)
-    sound_carriers = posts_table["sound"].is_valid().to_numpy(zero_copy_only=False)
     sound_ids = posts_table["sound"].fill_null(-1).to_numpy(zero_copy_only=False)
+    sound_carriers = sound_ids >= 0
     parents = posts_table["parent"].fill_null(-1).to_numpy(zero_copy_only=False)
     result: dict[str, dict[str, Any]] = {}
     for i, rid in enumerate(runs["run_id"]):
