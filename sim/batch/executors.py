@@ -285,16 +285,17 @@ def ray_cluster(address: str | None) -> Executor:
         for _ in range(min(len(queue), 2 * max(1, int(ray.cluster_resources().get("CPU", 1))))):
             submit()
         try:
-            while in_flight:
-                (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-                run_id = in_flight.pop(ref)
-                if queue:
-                    submit()
-                try:
-                    outcome = ray.get(ref)
-                except ray.exceptions.RayError as exc:  # the worker died; the run's own errors are caught in it
-                    outcome = RunOutcome(run_id, error=f"Ray lost the run: {exc}")
-                yield outcome
+            with _signals_as_flag() as stopping:
+                while in_flight:
+                    ref = _next_done(ray, list(in_flight), stopping)
+                    run_id = in_flight.pop(ref)
+                    if queue:
+                        submit()
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayError as exc:  # the worker died; the run's own errors are caught in it
+                        outcome = RunOutcome(run_id, error=f"Ray lost the run: {exc}")
+                    yield outcome
         finally:
             try:
                 _stop_in_flight(ray, list(in_flight), stop)
@@ -303,6 +304,17 @@ def ray_cluster(address: str | None) -> Executor:
                     ray.shutdown()
 
     return run
+
+
+def _next_done(ray: Any, in_flight: list[Any], stopping: _StopSignals) -> Any:
+    """The first of the Ray tasks ``in_flight`` to finish; waits in slices, so that a stop signal
+    is acted on within a fraction of a second (a ``ray.wait`` without a timeout returns only when a
+    task does, whatever the driver was sent meanwhile)."""
+    while True:
+        stopping.check()
+        done, _ = ray.wait(in_flight, num_returns=1, timeout=0.2)
+        if done:
+            return done[0]
 
 
 def _stop_in_flight(ray: Any, in_flight: list[Any], stop: Path) -> None:
