@@ -60,8 +60,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     where = {"process": f"{jobs} jobs", "serial": "this process"}.get(args.executor) or \
         f"Ray at {args.ray_address or 'auto'}"
-    print(f"{exp.name}: {len(keys)} runs ({len(pts)} points x {len(exp.rankers)} rankers x "
-          f"{exp.replicates} replicates), "
+    # What the runs span, --only applied: "32 runs (2 points x 1 ranker x 16 replicates)".
+    counts = {field: len({getattr(k, field) for k in keys}) for field in ("point", "ranker", "replicate")}
+    span = " x ".join(f"{n} {field}{'s' * (n != 1)}" for field, n in counts.items())
+    print(f"{exp.name}: {len(keys)} runs ({span}), "
           f"{exp.world.users:,} users, {exp.horizon_days:g} days, {where} -> {out}", file=sys.stderr)
     runner = Runner(exp, out, jobs=jobs, force=args.force, overrides=overrides, executor=args.executor,
                     ray_address=args.ray_address, command=args.command, quick=args.quick)

@@ -116,3 +116,23 @@ def test_the_conversion_table_has_a_row_per_ranker_and_sweep_point(tmp_path) -> 
     assert [float(r[2]) for r in rows] == [pytest.approx(2.0, abs=0.1), pytest.approx(-1.0, abs=0.1)]  # per 1,000
     at_zero = posts.filter(pc.equal(posts["sweep_proof"], 0.0))
     assert pooled_conversion_slope(at_zero, "content", 1)[0] == pytest.approx(-0.001, abs=1e-4)
+
+
+def test_only_picks_runs_and_the_header_counts_what_it_picked(tmp_path, capsys) -> None:
+    from sim.__main__ import main
+    from sim.batch.plan import RunnerError
+
+    exp = parse(tiny(sweep={"rankers.mix.alpha": [0.0, 1.0]}), "s.toml")
+    pts = points(exp)
+    picked = plan(pts, {"ranker": "mix", "replicate": "1"})
+    assert [(k.point, k.ranker, k.replicate) for k in picked] == [(0, 1, 1), (1, 1, 1)]
+    with pytest.raises(RunnerError, match="unknown key"):
+        plan(pts, {"rankr": "mix"})
+    (tmp_path / "s.toml").write_text(
+        'seed = 3\nreplicates = 2\nhorizon_days = 0.05\nwarmup_hours = 0.5\n'
+        '[world]\nusers = 1500\n'
+        '[[rankers]]\nname = "follower"\n[[rankers]]\nname = "hybrid"\nlabel = "mix"\n'
+        '[sweep]\n"rankers.mix.alpha" = [0.0, 1.0]\n')
+    assert main(["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--jobs", "1",
+                 "--only", "ranker=mix,replicate=1"]) == 0
+    assert "2 runs (2 points x 1 ranker x 1 replicate)" in capsys.readouterr().err
