@@ -10,7 +10,7 @@ from conftest import SCENARIO, make_experiment, run_simulation, spec_of
 
 from sim.analysis.metrics import summarise
 from sim.batch.runner import Runner, plan
-from sim.config import BehaviorConfig, ConfigError, apply_overrides, parse
+from sim.config import BehaviorConfig, ConfigError, Experiment, apply_overrides, parse
 from sim.engine import Simulation, inspiration, listening, posting, sounds
 from sim.engine.arrivals import draw_sessions
 from sim.engine.listening import shift_mix
@@ -302,6 +302,34 @@ def test_bought_likes_are_visible_but_pools_score_real_engagement_only() -> None
                   shared=np.zeros(n, bool), followed=np.zeros(n, bool), purchased=np.zeros(n, bool))
     sim.ranker.observe(fb)
     assert sim.ranker.stage_sum[ids[0]] == sim.ranker.stage_sum[ids[1]]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("ranker", ["content", "follower"])
+def test_a_purchase_that_nobody_reads_changes_no_draw(ranker: str) -> None:
+    """With social proof off (likes, follows, purchases) and the pools' discount off, no mechanism
+    reads bought followers and likes: the world with the purchase is the world without it, post for
+    post.  (The follow graph's fitness floor once averaged posting rates over the bought followers
+    too, so every paired world of cant_cheat started from a different graph.)"""
+    def world(bought: bool) -> Experiment:
+        return make_experiment(SCENARIO, {
+            "horizon_days": 0.1,
+            "behavior": {"like_social_proof": 0.0, "follow_social_proof": 0.0, "purchase_social_proof": 0.0},
+            "world": {"accounts": [{"name": "seller", "followers": 20, "topic": "#beautytok",
+                                    "bought_followers": 2000 if bought else 0}]},
+            "events": [{"name": "video", "account": "seller", "at_hours": 0.5, "quality_quantile": 0.99,
+                        "product": "cream", "bought_likes": 1000 if bought else 0}],
+            "rankers": [{"name": "content", "params": {"like_conformity": 0.0, "follow_conformity": 0.0}},
+                        {"name": "follower"}],
+        })
+
+    without, with_ = (run_simulation(world(b), ranker) for b in (False, True))
+    n = without.exp.world.users
+    graph = without.world.follows.tocsr()[:n, :n], with_.world.follows.tocsr()[:n, :n]
+    assert (graph[0] != graph[1]).nnz == 0
+    assert with_.world.follows.tocsr()[:, without.world.accounts["seller"]].sum() == 20 + 2000
+    for column in ("author", "created_at", "views", "likes", "comments", "shares"):
+        assert np.array_equal(without.posts.cols[column], with_.posts.cols[column]), column
+    assert without.posts.cols["views"].sum() > 0
 
 
 def test_pools_credit_a_like_and_a_follow_as_if_no_count_had_been_shown() -> None:

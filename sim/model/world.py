@@ -289,7 +289,8 @@ def preferential_follow_graph(users: Users, cfg: WorldConfig, rng: np.random.Gen
     real = np.flatnonzero(users.active)
     out_degree = np.zeros(n, dtype=np.int64)
     out_degree[real] = np.round(_lognormal_with_mean(rng, cfg.follows_mean, cfg.follows_sigma, len(real)))
-    fitness = users.posting_rate.astype(np.float64) + 1e-3 * (users.posting_rate.mean() + 1e-9)
+    # The floor is read from the real users alone: bought followers must not move a single draw.
+    fitness = users.posting_rate.astype(np.float64) + 1e-3 * (users.posting_rate[real].mean() + 1e-9)
     fitness[~users.active] = 0.0
     by_topic = [np.flatnonzero((topic == t) & users.active) for t in range(n_topics)]
     fit_cum_topic = [np.cumsum(fitness[m]) for m in by_topic]
