@@ -63,7 +63,7 @@ bench: setup
 	$(BIN)/python -m sim bench --jobs-scaling --json
 
 # The calibration table: run the standard world (resumes if finished; --force reruns it when the
-# calibrated defaults have changed since), then rebuild the table.
+# configuration or the git revision has changed since), then rebuild the table.
 calibrate: setup
 	$(BIN)/python -m sim run experiments/calibration.toml --out results/calibration --force $(ARGS)
 	$(BIN)/python -m sim.analysis.calibrate results/calibration

@@ -256,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                         "results go to results/<name>-quick")
     p.add_argument("--out", default=None, help="results folder (default results/<name>)")
     p.add_argument("--force", action="store_true",
-                   help="replace results of a different configuration (only in a feedsim results folder, and "
-                        "only what feedsim wrote)")
+                   help="replace results of a different configuration or git revision (only in a feedsim "
+                        "results folder, and only what feedsim wrote); results of this one resume")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report", help="redraw plots/ and report.md from a results folder's Parquet files")
     p.add_argument("name", help="experiment name (results/<name>) or a results folder")

@@ -503,6 +503,36 @@ def test_resuming_runs_of_another_version_says_so(tmp_path) -> None:  # type: ig
     assert "product" in pq.read_schema(first).names
 
 
+def test_force_starts_over_a_folder_of_another_revision_and_resumes_one_of_this(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Without --force a folder started at another revision resumes (with a warning); with it, the
+    results feedsim wrote are replaced, so no model change mixes into them.  The same revision
+    resumes either way: ``make calibrate`` passes --force and still resumes an interrupted run."""
+    import json
+
+    import sim.batch.runner as runner
+
+    exp = make_experiment({"world": {"users": 500}, "horizon_days": 0.05, "warmup_hours": 0.5})
+    keys = plan(points(exp))
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner, "git_revision", lambda: "a" * 40)
+    Runner(exp, out, jobs=1, progress=lambda line: None).run(keys[:1])
+    first = out / "runs" / keys[0].run_id(points(exp)) / "posts.parquet"
+    written = first.stat().st_mtime_ns
+    lines: list[str] = []
+    Runner(exp, out, jobs=1, force=True, progress=lines.append).run(keys[:1])  # same revision: resumed
+    assert first.stat().st_mtime_ns == written and not any("--force" in line for line in lines)
+
+    monkeypatch.setattr(runner, "git_revision", lambda: "b" * 40)
+    Runner(exp, out, jobs=1, progress=lines.append).run(keys[:1])  # another revision, no --force: kept
+    assert first.stat().st_mtime_ns == written
+    assert any("started at revision aaaaaaaaaa, this is bbbbbbbbbb" in line and "--force" in line for line in lines)
+    lines.clear()
+    Runner(exp, out, jobs=1, force=True, progress=lines.append).run(keys[:1])
+    assert f"--force: removed the results feedsim wrote in {out} (revision aaaaaaaaaa; this is bbbbbbbbbb)" in lines
+    assert first.stat().st_mtime_ns != written
+    assert json.loads((out / "manifest.json").read_text())["git_revision"] == "b" * 40
+
+
 def test_more_replicates_keep_the_finished_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Raising ``replicates`` adds runs to a results folder and leaves the finished ones; the
     tables equal a fresh batch's."""

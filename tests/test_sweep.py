@@ -136,3 +136,18 @@ def test_only_picks_runs_and_the_header_counts_what_it_picked(tmp_path, capsys) 
     assert main(["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--jobs", "1",
                  "--only", "ranker=mix,replicate=1"]) == 0
     assert "2 runs (2 points x 1 ranker x 1 replicate)" in capsys.readouterr().err
+
+
+def test_the_run_summary_keeps_a_long_ranker_label_apart_from_its_metric(tmp_path) -> None:
+    from sim.batch.overview import summary_lines
+
+    exp = parse(tiny(rankers=[{"name": "follower", "label": "follower_engagement"}, {"name": "content"}],
+                     baseline="content"), "s.toml")
+    pq.write_table(pa.table({"ranker": ["follower_engagement", "content"], "median_daily_watch_min": [15.7, 29.1]}),
+                   tmp_path / "runs.parquet")
+    header, *rows = summary_lines(tmp_path, exp)
+    assert rows == [
+        "follower_engagement  median daily watch (min)            15.7        15.7        15.7  1/1",
+        "content              median daily watch (min)            29.1        29.1        29.1  1/1",
+    ]
+    assert header.index("metric") == rows[0].index("median daily")

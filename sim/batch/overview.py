@@ -34,8 +34,9 @@ def summary_lines(out: Path, exp: Experiment) -> list[str]:
         ("median_daily_watch_min", "median daily watch (min)", "{:.1f}".format)]
     rows = [r for r in rows if r[0] in runs and (focal is not None or not r[0].startswith("focal_"))
             and (r[0] != "focal_sellout_hours" or (focal is not None and focal.product))]
-    lines = [f"{'ranker':<14}{'metric':<28}{'median':>12}{'min':>12}{'max':>12}  runs"]
     labels = [s.label or s.name for s in exp.rankers]
+    width = max([14, *(len(label) + 2 for label in labels)])  # a long label keeps its column apart
+    lines = [f"{'ranker':<{width}}{'metric':<28}{'median':>12}{'min':>12}{'max':>12}  runs"]
     for label in labels:
         idx = [i for i, r in enumerate(runs["ranker"]) if r == label]
         if not idx:  # not run (--only)
@@ -48,6 +49,6 @@ def summary_lines(out: Path, exp: Experiment) -> list[str]:
                 cells = ["none"] * 3
             else:
                 cells = [fmt(float(v)) for v in (np.median(present), present.min(), present.max())]
-            lines.append(f"{label:<14}{title:<28}{cells[0]:>12}{cells[1]:>12}{cells[2]:>12}  "
+            lines.append(f"{label:<{width}}{title:<28}{cells[0]:>12}{cells[1]:>12}{cells[2]:>12}  "
                          f"{len(present)}/{len(values)}")
     return lines

@@ -129,14 +129,19 @@ class Runner:
     def _prepare(self) -> dict[str, Any]:
         """Under the lock: replace (``force``) or resume the folder; the manifest to go on with."""
         old = read_manifest(self.out)
-        if old is not None and old.get("config_hash") != self.digest:
-            if not self.force:
-                raise RunnerError(
-                    f"{self.out}: holds results of a different configuration "
-                    f"(hash {old.get('config_hash')} vs {self.digest}); use --force to replace them, "
-                    f"or --out to write elsewhere")
+        # A folder started at another revision resumes (with a warning) unless --force replaces it.
+        revision, started = git_revision() or "", str((old or {}).get("git_revision") or "")
+        other_revision = bool(started and revision and started != revision)
+        other_config = old is not None and old.get("config_hash") != self.digest
+        if old is not None and other_config and not self.force:
+            raise RunnerError(
+                f"{self.out}: holds results of a different configuration "
+                f"(hash {old.get('config_hash')} vs {self.digest}); use --force to replace them, "
+                f"or --out to write elsewhere")
+        if old is not None and self.force and (other_config or other_revision):
             kept = clear(self.out)
-            self.progress(f"--force: removed the results feedsim wrote in {self.out}"
+            why = "another configuration" if other_config else f"revision {started[:10]}; this is {revision[:10]}"
+            self.progress(f"--force: removed the results feedsim wrote in {self.out} ({why})"
                           + (f"; kept what it did not write: {', '.join(kept)}" if kept else ""))
             old = None
         stale = clear_stale_temporaries(self.out)
@@ -145,11 +150,10 @@ class Runner:
                           + (", ..." if len(stale) > 4 else ""))
         (self.out / "runs").mkdir(exist_ok=True)
         if old is not None:
-            revision = git_revision()
-            if old.get("git_revision") and revision and old["git_revision"] != revision:
-                self.progress(f"warning: {self.out} was started at revision {old['git_revision'][:10]}, this "
+            if other_revision:
+                self.progress(f"warning: {self.out} was started at revision {started[:10]}, this "
                               f"is {revision[:10]}: finished runs are kept, and a model change in between "
-                              f"would mix into the results (to rerun them all, give another --out)")
+                              f"would mix into the results (to rerun them all: --force, or another --out)")
             current = to_dict(self.exp)
             old["config"].update({k: current[k] for k in NOT_HASHED})
             old.update({"format": FORMAT, "command": self.command, "quick": self.quick})
