@@ -98,17 +98,11 @@ def ray_address():  # type: ignore[no-untyped-def]
 
     # Ray starts its workers at nice 15, so any other busy process on the machine (a batch, the
     # rest of a CI job) starves them and a run takes minutes; at 0 they get their share.
-    before = os.environ.get("RAY_worker_niceness")
-    os.environ["RAY_worker_niceness"] = "0"
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the raylets read it when they start
+        patch.setenv("RAY_worker_niceness", "0")
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-    finally:
-        if before is None:
-            del os.environ["RAY_worker_niceness"]
-        else:
-            os.environ["RAY_worker_niceness"] = before
     ray.init(address=cluster.address)
     assert [node["Resources"]["CPU"] for node in ray.nodes() if node["Alive"]] == [1.0, 1.0]
     ray.shutdown()
