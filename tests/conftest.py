@@ -42,6 +42,39 @@ SCENARIO: dict[str, Any] = {
 }
 
 
+#: A tiny batch for the command line and the API: two rankers, a planted account and its post.
+TINY_TOML = """\
+name = "tiny"
+seed = 9
+replicates = 1
+horizon_days = 0.05
+warmup_hours = 0.5
+
+[world]
+users = 400
+posting_rate_mean = 0.5
+
+[[world.accounts]]
+name = "shop"
+followers = 10
+topic = "#crafttok"
+
+[[events]]
+name = "launch"
+account = "shop"
+at_hours = 0.2
+
+[recording]
+impression_sample_rate = 0.2
+
+[[rankers]]
+name = "follower"
+
+[[rankers]]
+name = "content"
+"""
+
+
 def merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge ``changes`` into a copy of ``base`` (tables merge, everything else replaces)."""
     out = copy.deepcopy(dict(base))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import TINY_TOML
 
 import sim
 from sim.__main__ import main
@@ -23,36 +24,6 @@ from sim.rankers.base import ENTRY_POINT_GROUP
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "my_ranker"
 
-TINY_TOML = """\
-name = "tiny"
-seed = 9
-replicates = 1
-horizon_days = 0.05
-warmup_hours = 0.5
-
-[world]
-users = 400
-posting_rate_mean = 0.5
-
-[[world.accounts]]
-name = "shop"
-followers = 10
-topic = "#crafttok"
-
-[[events]]
-name = "launch"
-account = "shop"
-at_hours = 0.2
-
-[recording]
-impression_sample_rate = 0.2
-
-[[rankers]]
-name = "follower"
-
-[[rankers]]
-name = "content"
-"""
 
 TINY: dict[str, Any] = tomllib.loads(TINY_TOML)
 

@@ -13,40 +13,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import TINY_TOML
 
 from sim.__main__ import main
 from sim.batch.runner import TABLES, Runner, RunnerError, plan
 from sim.config import load, points
 
-TINY_TOML = """\
-seed = 9
-replicates = 2
-horizon_days = 0.05
-warmup_hours = 0.5
-
-[world]
-users = 400
-posting_rate_mean = 0.5
-
-[[world.accounts]]
-name = "shop"
-followers = 10
-topic = "#crafttok"
-
-[[events]]
-name = "launch"
-account = "shop"
-at_hours = 0.2
-
-[recording]
-impression_sample_rate = 0.2
-
-[[rankers]]
-name = "follower"
-
-[[rankers]]
-name = "content"
-"""
+TWO_REPLICATES = TINY_TOML.replace("replicates = 1", "replicates = 2")
 
 BOOM_MODULE = '''\
 from sim.rankers.base import Ranker
@@ -79,7 +52,7 @@ def assert_identical(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def tiny_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("exp") / "tiny.toml"
-    path.write_text(TINY_TOML)
+    path.write_text(TWO_REPLICATES)
     return path
 
 
@@ -132,7 +105,7 @@ def test_failing_run_is_reported_and_the_others_finish(
     (tmp_path / "boom_ranker.py").write_text(BOOM_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)  # Ray puts the driver's working directory on its workers' path
-    (tmp_path / "boom.toml").write_text(TINY_TOML.replace("replicates = 2", "replicates = 1") + BOOM_RANKER)
+    (tmp_path / "boom.toml").write_text(TINY_TOML + BOOM_RANKER)
     args = ["run", "boom.toml", "--out", "out"]
     args += ["--executor", "ray", "--ray-address", request.getfixturevalue("ray_address")] if executor == "ray" \
         else ["--jobs", "2"]
