@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from sim.config import DAY, Experiment
@@ -230,16 +231,14 @@ def react(platform: Platform, reactors: Reactors, w: Watched, now: float, rng: n
     topic = posts.topic[post].astype(np.int64)
     engaged = reaction.liked | reaction.commented | reaction.shared
     inspiration_.count_engagements(reactors.inspiration, viewer[engaged], topic[engaged])
-    np.add.at(cols["views_core"], post[platform.users.main_topic[viewer] == topic], 1)
-    np.add.at(cols["views"], post, 1)
-    np.add.at(cols["views_first_day"], post[now - posts.created_at[post] < DAY], 1)
-    np.add.at(cols["watch_s"], post, w.fraction * posts.length_s[post])
-    for name, mask in (("likes", reaction.liked), ("comments", reaction.commented), ("shares", reaction.shared),
-                       ("follows", followed), ("purchases", purchased), ("completions", completed)):
-        np.add.at(cols[name], post[mask], 1)
     group = channel_group(w.channel)
-    for g, name in enumerate(VIEWS_BY_GROUP):
-        np.add.at(cols[name], post[group == g], 1)
+    counted = (("views_core", platform.users.main_topic[viewer] == topic),
+               ("views_first_day", now - posts.created_at[post] < DAY),
+               ("likes", reaction.liked), ("comments", reaction.commented), ("shares", reaction.shared),
+               ("follows", followed), ("purchases", purchased), ("completions", completed),
+               *((name, group == g) for g, name in enumerate(VIEWS_BY_GROUP)))
+    _count_impressions(post, tuple(mask for _, mask in counted), tuple(cols[name] for name, _ in counted),
+                       cols["views"], cols["watch_s"], w.fraction * posts.length_s[post])
     shared = reaction.shared
     st.reshares.push(viewer[shared], post[shared])
     st.seen.add(viewer, post)
@@ -247,6 +246,21 @@ def react(platform: Platform, reactors: Reactors, w: Watched, now: float, rng: n
                     completed=completed, liked=reaction.liked, commented=reaction.commented, shared=reaction.shared,
                     followed=followed, purchased=purchased, shown_likes=w.shown_likes,
                     shown_followers=w.shown_followers)
+
+
+@numba.njit(cache=True)
+def _count_impressions(post: np.ndarray, masks: tuple[np.ndarray, ...], counters: tuple[np.ndarray, ...],
+                       views: np.ndarray, watch_s: np.ndarray, watched_s: np.ndarray) -> None:
+    """Count a round's impressions (``post``, shape ``(m,)``) into the post counters in one pass:
+    a view and ``watched_s`` seconds each, and one in ``counters[c]`` where ``masks[c]`` is set
+    (what ``np.add.at`` per counter would do, in the same order)."""
+    for i in range(len(post)):
+        p = post[i]
+        views[p] += 1
+        watch_s[p] += watched_s[i]
+        for c in range(len(masks)):
+            if masks[c][i]:
+                counters[c][p] += 1
 
 
 def new_follows(platform: Platform, viewer: np.ndarray, author: np.ndarray, intent: np.ndarray) -> np.ndarray:
