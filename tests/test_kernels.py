@@ -7,9 +7,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.engine import sounds
 from sim.engine.serving import _count_impressions
-from sim.engine.sounds import SoundUses
-from sim.model.world import Posts
+from sim.engine.sounds import SOUND_PAGE_WIDTH, SoundUses
+from sim.model.world import NO_ID, Posts
 from sim.rankers.content import RETRIEVAL_GUIDE, _build_guide, _invert
 
 weight_rows = st.lists(st.sampled_from([0.0, 1e-12, 1e-3, 1.0, 7.0, 1e6]), min_size=1, max_size=300)
@@ -72,3 +73,23 @@ def test_counters_in_one_pass_equal_add_at() -> None:
         ref = np.zeros(n, np.int32)
         np.add.at(ref, post[mask], 1)
         assert np.array_equal(counter, ref)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n_posts=st.integers(1, 400), n_sounds=st.integers(1, 8), seed=st.integers(0, 2**32 - 1))
+def test_sound_page_is_the_original_then_uses_by_views(n_posts: int, n_sounds: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    state = sounds.new_sound_state(1)
+    posts = Posts()
+    sound = np.where(rng.random(n_posts) < 0.8, rng.integers(0, n_sounds, n_posts), NO_ID).astype(np.int32)
+    posts.append(sound=sound)
+    posts.cols["views"][:n_posts] = rng.integers(0, 5, n_posts)  # small counts: many ties
+    origin = np.array([np.flatnonzero(sound == s)[0] if (sound == s).any() else 0 for s in range(n_sounds)])
+    state.sounds.append(origin=origin, artist=np.zeros(n_sounds, np.int64), appeal=np.zeros(n_sounds),
+                        created_at=np.zeros(n_sounds))
+    asked = rng.integers(0, n_sounds, 5)
+    pages = sounds.sound_pages(state, posts, asked)
+    for row, s in zip(pages, asked, strict=True):
+        mine = np.flatnonzero(sound == s)  # ascending id
+        order = sorted(mine, key=lambda p: (p != origin[s], -int(posts.views[p]), p))[:SOUND_PAGE_WIDTH]
+        assert row.tolist() == [*order, *[NO_ID] * (SOUND_PAGE_WIDTH - len(order))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from sim.engine.platform import Platform
@@ -180,20 +181,35 @@ def open_sound_pages(state: SoundState, platform: Platform, users: np.ndarray, s
 
 def sound_pages(state: SoundState, posts: Posts, sounds: np.ndarray) -> np.ndarray:
     """Each sound's page, shape ``(len(sounds), SOUND_PAGE_WIDTH)``: its original post, then its
-    uses by views (most first); padded with NO_ID."""
+    uses by views (most first, the earlier post first among equals); padded with NO_ID."""
     wanted = np.unique(sounds)
     uses = state.uses.of(posts, wanted)
-    is_origin = uses == state.sounds.origin[posts.sound[uses]]
-    order = np.lexsort((-posts.views[uses].astype(np.int64), ~is_origin, posts.sound[uses]))
-    uses = uses[order]
-    s = posts.sound[uses]
-    start = np.searchsorted(s, wanted)
-    count = np.searchsorted(s, wanted, side="right") - start
-    which = np.searchsorted(wanted, sounds)
-    col = np.arange(SOUND_PAGE_WIDTH)
-    take = col[None, :] < count[which][:, None]
-    index = np.minimum(start[which][:, None] + col[None, :], max(len(uses) - 1, 0))
-    return np.where(take, uses[index] if len(uses) else NO_ID, NO_ID)
+    sound = posts.sound[uses].astype(np.int64)
+    # One sort key per use: the original first, then views descending, then post id ascending.
+    key = np.where(uses == state.sounds.origin[sound], -1,
+                   ((np.iinfo(np.int32).max - posts.views[uses].astype(np.int64)) << 32) | uses)
+    pages = np.full((len(wanted), SOUND_PAGE_WIDTH), NO_ID, dtype=np.int64)
+    _top_uses(np.searchsorted(wanted, sound), key, uses, np.full(pages.shape, np.iinfo(np.int64).max), pages)
+    return pages[np.searchsorted(wanted, sounds)]
+
+
+@numba.njit(cache=True)
+def _top_uses(row: np.ndarray, key: np.ndarray, uses: np.ndarray, top_key: np.ndarray, top: np.ndarray) -> None:
+    """Keep, per row of ``top`` (shape ``(n_sounds, width)``), the uses with the smallest keys in
+    ascending key order: ``uses[i]`` (key ``key[i]``, distinct) belongs to row ``row[i]``.  An
+    insertion into a short sorted row: most uses of a popular sound fail the first comparison."""
+    width = top.shape[1]
+    for i in range(len(uses)):
+        r, k = row[i], key[i]
+        if k >= top_key[r, width - 1]:
+            continue
+        j = width - 1
+        while j > 0 and top_key[r, j - 1] > k:
+            top_key[r, j] = top_key[r, j - 1]
+            top[r, j] = top[r, j - 1]
+            j -= 1
+        top_key[r, j] = k
+        top[r, j] = uses[i]
 
 
 def sound_actions(state: SoundState, platform: Platform, viewer: np.ndarray, post: np.ndarray,

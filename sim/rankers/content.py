@@ -476,15 +476,16 @@ def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_sha
 def _eligible(post: int, user: int, row: int, filled: int, author: np.ndarray, seen_bits: np.ndarray,
               seen_offset: np.ndarray, seen_words: np.ndarray, out_ids: np.ndarray) -> bool:
     """Whether ``post`` may fill the next slot of ``user``'s row: a post, not the user's own, not
-    already in the row, not seen (the seen filter).  The row is checked before the filter: it is in
-    cache, the filter's word usually is not."""
+    seen (the seen filter), not already in the row."""
     if post < 0 or author[post] == user:
+        return False
+    word, mask = bloom_probe(user, post, seen_offset, seen_words)
+    if (seen_bits[word] & mask) == mask:
         return False
     for i in range(filled):
         if out_ids[row, i] == post:
             return False
-    word, mask = bloom_probe(user, post, seen_offset, seen_words)
-    return (seen_bits[word] & mask) != mask
+    return True
 
 
 @numba.njit(cache=True)
