@@ -50,8 +50,6 @@ IN_POOL_NONE = -1  # not (or no longer) in a pool
 #: Posts per topic that ever won a promotion, kept as retrieval candidates (the newest ones): at the
 #: default promotion share, days of a large world's climbers.
 CLIMBER_RING = 4096
-#: Buckets of each topic's guide table for retrieval draws (:func:`_build_guide`).
-RETRIEVAL_GUIDE = 1024
 
 
 @dataclass(frozen=True)
@@ -306,7 +304,7 @@ class ContentRanker(Ranker):
             p.explore_share, p.retrieval_share, p.follow_share, p.retrieval_tries,
             st.interest_cum, st.affinity, self.audience_ascending,
             self.suffix_total, self.suffix_norm, self.pool_posts, self.pool_start, self.pool_count,
-            self.retrieval_posts, self.retrieval_cum, self.retrieval_guide, self.retrieval_guide_at, self.follow_ok,
+            self.retrieval_posts, self.retrieval_cum, self.follow_ok,
             follows.indptr, follows.indices, st.author_posts.items, st.posts.cols["author"],
             st.seen.bits, st.seen.offset, st.seen.words_per_user,
             self.rng, slate.post_ids, slate.channel)  # fmt: skip
@@ -353,9 +351,6 @@ class ContentRanker(Ranker):
             weight = np.zeros(candidates.shape)
         self.retrieval_posts = np.ascontiguousarray(candidates)
         self.retrieval_cum = np.ascontiguousarray(np.cumsum(weight, axis=1))
-        self.retrieval_guide = np.empty((len(candidates), RETRIEVAL_GUIDE), np.int64)
-        self.retrieval_guide_at = np.empty((len(candidates), RETRIEVAL_GUIDE))
-        _build_guide(self.retrieval_cum, self.retrieval_guide, self.retrieval_guide_at)
 
     def observe(self, feedback: Feedback) -> None:
         st = self.state
@@ -398,8 +393,7 @@ def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_sha
                  follow_share: float, retrieval_tries: int, interest_cum: np.ndarray, affinity: np.ndarray,
                  audience_ascending: np.ndarray, suffix_total: np.ndarray, suffix_norm: np.ndarray,
                  pool_posts: np.ndarray, pool_start: np.ndarray, pool_count: np.ndarray,
-                 retrieval_posts: np.ndarray, retrieval_cum: np.ndarray, retrieval_guide: np.ndarray,
-                 retrieval_guide_at: np.ndarray, follow_ok: np.ndarray,
+                 retrieval_posts: np.ndarray, retrieval_cum: np.ndarray, follow_ok: np.ndarray,
                  indptr: np.ndarray, indices: np.ndarray, author_items: np.ndarray, author: np.ndarray,
                  seen_bits: np.ndarray, seen_offset: np.ndarray, seen_words: np.ndarray, rng: np.random.Generator,
                  out_ids: np.ndarray, out_channel: np.ndarray) -> None:
@@ -459,9 +453,8 @@ def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_sha
                 if not _eligible(post, user, r, filled, author, seen_bits, seen_offset, seen_words, out_ids):
                     # No pool post for this user (a retrieval slot, an empty cell, or one seen, own or
                     # already in the slate): interest retrieval in the same topic.
-                    post = _retrieve(topic, retrieval_tries, retrieval_posts, retrieval_cum, retrieval_guide,
-                                     retrieval_guide_at, user, r, filled, author, seen_bits, seen_offset,
-                                     seen_words, out_ids, rng)
+                    post = _retrieve(topic, retrieval_tries, retrieval_posts, retrieval_cum, user, r, filled,
+                                     author, seen_bits, seen_offset, seen_words, out_ids, rng)
                     channel = EXPLORE
                 if post < 0:
                     continue
@@ -489,61 +482,22 @@ def _eligible(post: int, user: int, row: int, filled: int, author: np.ndarray, s
 
 
 @numba.njit(cache=True)
-def _retrieve(topic: int, tries: int, retrieval_posts: np.ndarray, retrieval_cum: np.ndarray,
-              retrieval_guide: np.ndarray, retrieval_guide_at: np.ndarray, user: int, row: int, filled: int,
-              author: np.ndarray, seen_bits: np.ndarray, seen_offset: np.ndarray, seen_words: np.ndarray,
-              out_ids: np.ndarray, rng: np.random.Generator) -> int:
+def _retrieve(topic: int, tries: int, retrieval_posts: np.ndarray, retrieval_cum: np.ndarray, user: int, row: int,
+              filled: int, author: np.ndarray, seen_bits: np.ndarray, seen_offset: np.ndarray,
+              seen_words: np.ndarray, out_ids: np.ndarray, rng: np.random.Generator) -> int:
     """Interest retrieval: a candidate of the topic drawn in proportion to its weight (success and
     age, see :meth:`ContentRanker._signals`), up to ``tries`` times until one may fill the slot;
-    -1 where none does.
-
-    A draw inverts the cumulative weights: the first candidate whose cumulative weight exceeds
-    ``u x total`` (``searchsorted(..., side="right")``), found from the guide table of
-    :func:`_build_guide` in a few steps rather than a binary search of the whole row."""
+    -1 where none does."""
     cum = retrieval_cum[topic]
     total = cum[-1]
     if total <= 0:
         return -1
-    guide, guide_at = retrieval_guide[topic], retrieval_guide_at[topic]
     for _ in range(tries):
-        post = retrieval_posts[topic, _invert(cum, guide, guide_at, rng.random())]
+        i = min(int(np.searchsorted(cum, rng.random() * total, side="right")), len(cum) - 1)
+        post = retrieval_posts[topic, i]
         if _eligible(post, user, row, filled, author, seen_bits, seen_offset, seen_words, out_ids):
             return post
     return -1
-
-
-@numba.njit(cache=True, inline="always")
-def _invert(cum: np.ndarray, guide: np.ndarray, guide_at: np.ndarray, u: float) -> int:
-    """The index drawn by ``u`` in [0, 1) from cumulative weights ``cum`` (shape ``(n,)``, total
-    above 0): ``min(searchsorted(cum, u x total, side="right"), n - 1)``, started from the guide
-    table (``guide``, ``guide_at``: one row of :func:`_build_guide`'s output)."""
-    n, m = len(cum), len(guide)
-    x = u * cum[n - 1]
-    b = min(int(u * m), m - 1)
-    while b > 0 and guide_at[b] > x:  # rounding: the bucket must start at or below x
-        b -= 1
-    i = guide[b]
-    while i < n and cum[i] <= x:
-        i += 1
-    return min(i, n - 1)
-
-
-@numba.njit(cache=True)
-def _build_guide(cum: np.ndarray, guide: np.ndarray, guide_at: np.ndarray) -> None:
-    """Guide table of each row of ``cum`` (shape ``(T, n)``, non-decreasing rows) for inversion
-    (Chen & Asau 1974): bucket ``b`` of ``m`` starts at ``guide_at[t, b] = b x total / m`` and
-    ``guide[t, b]`` is the first index whose cumulative weight exceeds it, so the answer for any
-    ``x >= guide_at[t, b]`` lies at or after ``guide[t, b]``."""
-    n, m = cum.shape[1], guide.shape[1]
-    for t in range(cum.shape[0]):
-        total = cum[t, n - 1]
-        i = 0
-        for b in range(m):
-            at = b * total / m
-            while i < n and cum[t, i] <= at:
-                i += 1
-            guide[t, b] = i
-            guide_at[t, b] = at
 
 
 @numba.njit(cache=True)
