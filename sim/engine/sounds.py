@@ -16,6 +16,36 @@ from sim.rankers.base import SOUND, Slate, duplicate_in_row, first_k_valid
 SOUND_PAGE_WIDTH = 16  # posts of a sound considered for its page: the original, then the most viewed
 
 
+class SoundUses:
+    """The posts that carry each sound, for sound pages, without scanning every post on each call.
+
+    A post's sound is set when it is published and never changes, so posts ``[0, indexed)`` are
+    kept sorted by (sound, post id) and only the posts published since are scanned; they join the
+    sorted part once there are more than ``TAIL`` of them."""
+
+    TAIL = 1024
+
+    def __init__(self) -> None:
+        self.indexed = 0
+        self.post = np.zeros(0, dtype=np.int64)  # posts with a sound, by (sound, id)
+        self.sound = np.zeros(0, dtype=np.int64)  # their sounds
+
+    def of(self, posts: Posts, wanted: np.ndarray) -> np.ndarray:
+        """Ids of the posts whose sound is one of ``wanted`` (sorted, distinct sound ids), each
+        sound's posts in ascending id order."""
+        sound = posts.sound
+        if len(sound) - self.indexed > self.TAIL:
+            carries = np.flatnonzero(sound >= 0)
+            order = np.argsort(sound[carries], kind="stable")
+            self.post, self.sound = carries[order], sound[carries][order].astype(np.int64)
+            self.indexed = len(sound)
+        start = np.searchsorted(self.sound, wanted)
+        count = np.searchsorted(self.sound, wanted, side="right") - start
+        slices = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
+        tail = self.indexed + np.flatnonzero(np.isin(sound[self.indexed :], wanted))
+        return np.concatenate([self.post[slices], tail])
+
+
 @dataclass
 class SoundState:
     """Sounds and what users mean to do with them.
@@ -45,37 +75,7 @@ class SoundState:
     sounds: Sounds = field(default_factory=Sounds)
     queue: list[dict[str, np.ndarray]] = field(default_factory=list)
     listeners_via_artist: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    uses: SoundUses = field(default_factory=lambda: SoundUses())
-
-
-class SoundUses:
-    """The posts that carry each sound, for sound pages, without scanning every post on each call.
-
-    A post's sound is set when it is published and never changes, so posts ``[0, indexed)`` are
-    kept sorted by (sound, post id) and only the posts published since are scanned; they join the
-    sorted part once there are more than ``TAIL`` of them."""
-
-    TAIL = 1024
-
-    def __init__(self) -> None:
-        self.indexed = 0
-        self.post = np.zeros(0, dtype=np.int64)  # posts with a sound, by (sound, id)
-        self.sound = np.zeros(0, dtype=np.int64)  # their sounds
-
-    def of(self, posts: Posts, wanted: np.ndarray) -> np.ndarray:
-        """Ids of the posts whose sound is one of ``wanted`` (sorted, distinct sound ids), each
-        sound's posts in ascending id order."""
-        sound = posts.sound
-        if len(sound) - self.indexed > self.TAIL:
-            carries = np.flatnonzero(sound >= 0)
-            order = np.argsort(sound[carries], kind="stable")
-            self.post, self.sound = carries[order], sound[carries][order].astype(np.int64)
-            self.indexed = len(sound)
-        start = np.searchsorted(self.sound, wanted)
-        count = np.searchsorted(self.sound, wanted, side="right") - start
-        slices = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
-        tail = self.indexed + np.flatnonzero(np.isin(sound[self.indexed :], wanted))
-        return np.concatenate([self.post[slices], tail])
+    uses: SoundUses = field(default_factory=SoundUses)
 
 
 def new_sound_state(n_users: int) -> SoundState:
