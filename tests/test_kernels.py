@@ -17,7 +17,8 @@ from sim.model.world import NO_ID, Posts
 @given(batches=st.lists(st.lists(st.integers(-1, 6), max_size=700), min_size=1, max_size=6),
        asks=st.lists(st.lists(st.integers(0, 6), min_size=1, max_size=4, unique=True), min_size=6, max_size=6))
 def test_sound_index_finds_every_use_in_id_order(batches: list[list[int]], asks: list[list[int]]) -> None:
-    # Posts arrive in batches (some larger than the index's unsorted tail); after each, ask for some sounds.
+    # Posts arrive in batches (together often more than the index's unsorted tail, so it is rebuilt);
+    # after each batch, ask for some sounds.
     posts, uses = Posts(), SoundUses()
     for batch, ask in zip(batches, asks, strict=False):
         ids = posts.append(sound=np.array(batch, dtype=np.int32)) if batch else np.zeros(0, np.int64)
