@@ -11,7 +11,7 @@ import numpy as np
 from sim.engine.platform import Platform
 from sim.model import behavior
 from sim.model.world import NO_ID, Posts, Sounds, draw_posts
-from sim.rankers.base import SOUND, Slate, duplicate_in_row, first_k_valid
+from sim.rankers.base import SOUND, Slate, duplicate_in_row, first_k_valid, ranges
 
 SOUND_PAGE_WIDTH = 16  # posts of a sound considered for its page: the original, then the most viewed
 
@@ -41,9 +41,8 @@ class SoundUses:
             self.indexed = len(sound)
         start = np.searchsorted(self.sound, wanted)
         count = np.searchsorted(self.sound, wanted, side="right") - start
-        slices = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
         tail = self.indexed + np.flatnonzero(np.isin(sound[self.indexed :], wanted))
-        return np.concatenate([self.post[slices], tail])
+        return np.concatenate([self.post[ranges(start, count)], tail])
 
 
 @dataclass

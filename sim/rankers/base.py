@@ -231,11 +231,18 @@ def duplicate_in_row(candidates: np.ndarray) -> np.ndarray:
     return dup.reshape(n, c) & (candidates >= 0)
 
 
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The indices ``starts[i], ..., starts[i] + counts[i] - 1`` of every range, in order, as one
+    int64 array (the rows of a CSR slice, a sorted index's groups)."""
+    counts = counts.astype(np.int64)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(starts.astype(np.int64), counts) + offsets
+
+
 def followee_edges(state: PlatformState, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows (index into ``users``) and followee ids of every follow edge of ``users``."""
     indptr = state.follows.indptr
     starts = indptr[users].astype(np.int64)
     degree = indptr[users + 1].astype(np.int64) - starts
     rows = np.repeat(np.arange(len(users)), degree)
-    offsets = np.arange(int(degree.sum())) - np.repeat(np.cumsum(degree) - degree, degree)
-    return rows, state.follows.indices[np.repeat(starts, degree) + offsets].astype(np.int64)
+    return rows, state.follows.indices[ranges(starts, degree)].astype(np.int64)
