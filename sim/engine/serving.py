@@ -22,17 +22,16 @@ from sim.model.world import Users
 from sim.rankers import Feedback
 from sim.rankers.base import Slate, channel_group
 
+FIRST_SLATE = 8  # slate length of a session's first round
+MIN_SLATE = 4
 MAX_SLATE = 64
-#: A row's slate holds ``SLATE_MARGIN`` times the posts its remaining time is expected to watch,
-#: plus one (the post that ends the session), at the last round's seconds per view.
-SLATE_MARGIN = 1.0
-FIRST_PER_VIEW = 10.0  # s, seconds per view assumed before the first round
+#: Later slates are long enough for this quantile of the remaining sessions.
+SLATE_QUANTILE = 0.9
 #: Post counters per channel group of :func:`~sim.rankers.base.channel_group`, in group order.
 VIEWS_BY_GROUP = ("views_following", "views_reshare", "views_pool", "views_explore", "views_other")
 
-#: The ranker's slates for ``(users, now, lengths)``: shape ``(len(users), lengths.max())``, row
-#: ``i`` needing ``lengths[i]`` posts (:meth:`sim.rankers.base.Ranker.rank_rows`).
-Rank = Callable[[np.ndarray, float, np.ndarray], Slate]
+#: The ranker's slates for ``(users, now, k)``: shape ``(len(users), k)``.
+Rank = Callable[[np.ndarray, float, int], Slate]
 #: Who is told of each round's impressions (the ranker, the recorder), with the time (s).
 Observe = Callable[[Feedback, float], None]
 
@@ -62,8 +61,6 @@ class Serving:
         proof is read against them (:func:`sim.model.behavior.shown_proof`).
     impressions : int
         Impressions served so far, warm-up included.
-    per_view : float
-        Seconds per view in the last round, which sizes the next round's slates (s).
     """
 
     budget_by_day: np.ndarray
@@ -72,7 +69,6 @@ class Serving:
     anchor: np.ndarray
     shown: np.ndarray
     impressions: int = 0
-    per_view: float = FIRST_PER_VIEW
 
 
 def new_serving(exp: Experiment, users: Users) -> Serving:
@@ -108,39 +104,32 @@ def serve(serving: Serving, platform: Platform, reactors: Reactors, rank: Rank, 
     remaining = seconds.astype(np.float64)
     position = np.zeros(len(users), dtype=np.int32)
     active = np.arange(len(users))
+    k = FIRST_SLATE
     while len(active):
-        lengths = slate_lengths(remaining[active], serving.per_view)
-        slate = sounds_.open_sound_pages(reactors.sounds, platform, users[active],
-                                         rank(users[active], now, lengths))
-        spent, served, exhausted = consume(platform, reactors, observe, users[active], slate, lengths,
-                                           remaining[active], position[active], serving, now, rng)
+        slate = sounds_.open_sound_pages(reactors.sounds, platform, users[active], rank(users[active], now, k))
+        spent, served, exhausted = consume(platform, reactors, observe, users[active], slate, remaining[active],
+                                           position[active], serving, now, rng)
         serving.impressions += int(served.sum())
         np.add.at(serving.watch_by_day[day], users[active], spent.astype(np.float32))
         remaining[active] -= spent
         position[active] += served
         active = active[(remaining[active] > 0) & ~exhausted]
-        if served.sum() > 0:
-            serving.per_view = max(float(spent.sum()) / int(served.sum()), 1.0)
-
-
-def slate_lengths(remaining: np.ndarray, per_view: float) -> np.ndarray:
-    """Each row's slate length for sessions with ``remaining`` seconds (shape ``(b,)``): what the
-    time is expected to watch at ``per_view`` seconds a view, with a margin.  Rows sized to their
-    own session draw about what is watched; a row that runs short gets another round."""
-    expected = np.ceil(remaining / per_view * SLATE_MARGIN) + 1
-    return np.clip(expected, 1, MAX_SLATE).astype(np.int64)
+        if len(active):
+            per_view = max(float(spent.sum()) / max(int(served.sum()), 1), 1.0)
+            # Slates long enough for most remaining sessions: fewer, larger rounds.
+            k = int(np.clip(np.ceil(np.quantile(remaining[active], SLATE_QUANTILE) / per_view), MIN_SLATE, MAX_SLATE))
 
 
 def consume(platform: Platform, reactors: Reactors, observe: Observe, users: np.ndarray, slate: Slate,
-            lengths: np.ndarray, remaining: np.ndarray, position: np.ndarray, serving: Serving, now: float,
+            remaining: np.ndarray, position: np.ndarray, serving: Serving, now: float,
             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Watch a slate (shape ``(b, k)`` for ``b`` users, row ``i`` asked for ``lengths[i]`` posts):
-    each user swipes until their session's ``remaining`` seconds are used.  ``position``: how many
-    posts each has seen this session; ``serving``: its references are read for the slate's viewers
-    and then moved toward what they watched.
+    """Watch a slate (shape ``(b, k)`` for ``b`` users): each user swipes until their session's
+    ``remaining`` seconds are used.  ``position``: how many posts each has seen this session;
+    ``serving``: its references are read for the slate's viewers and then moved toward what
+    they watched.
 
     Returns per user, shape ``(b,)`` each, the seconds spent, the impressions served and whether
-    the feed ran out (fewer posts than asked for, all watched)."""
+    the feed ran out."""
     b, k = slate.post_ids.shape
     valid = np.logical_and.accumulate(slate.post_ids >= 0, axis=1)
     posts, u = platform.posts, platform.users
@@ -169,7 +158,7 @@ def consume(platform: Platform, reactors: Reactors, observe: Observe, users: np.
     keep = taken[row, col]
     spent = (seconds * taken).sum(axis=1)
     served = taken.sum(axis=1).astype(np.int32)
-    exhausted = (valid.sum(axis=1) < lengths) & (served == valid.sum(axis=1))
+    exhausted = ~valid.all(axis=1) & (served == valid.sum(axis=1))
     watched = Watched(viewer[keep], post[keep], slate.channel[row, col][keep], (position[row] + col)[keep],
                       fraction[keep], affinity[keep], polish[keep], quality[keep], shown_likes[keep],
                       shown_followers[keep], like_proof[keep], follow_proof[keep])

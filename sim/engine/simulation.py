@@ -159,14 +159,13 @@ class Simulation:
             raise RankerError(f"ranker {self.label!r} ({self.spec.name}): {what} raised {exc!r}; "
                               f"a ranker must not exit or interrupt the run") from exc
 
-    def rank(self, users: np.ndarray, now: float, lengths: np.ndarray) -> Slate:
-        """The ranker's slate for ``users``, row ``i`` needing ``lengths[i]`` posts, checked against
-        the engine's rules (:func:`check_slate`)."""
+    def rank(self, users: np.ndarray, now: float, k: int) -> Slate:
+        """The ranker's slate for ``users``, checked against the engine's rules (:func:`check_slate`)."""
         with self.ranker_call("rank()"):
-            slate = self.ranker.rank_rows(users, now, lengths)
+            slate = self.ranker.rank(users, now, k)
         if self.check_slates:
             started = time.perf_counter()
-            check_slate(slate, users, int(lengths.max()), self.posts.author, self.state.seen, self.label)
+            check_slate(slate, users, k, self.posts.author, self.state.seen, self.label)
             self.check_s += time.perf_counter() - started
         return slate
 

@@ -126,14 +126,6 @@ class Ranker:
         """Slates of ``k`` posts for ``users`` (shape ``(n,)``), none seen before."""
         raise NotImplementedError
 
-    def rank_rows(self, users: np.ndarray, now: float, lengths: np.ndarray) -> Slate:
-        """Slates for ``users`` (shape ``(n,)``) of width ``lengths.max()``, of which row ``i`` needs
-        only its first ``lengths[i]`` posts: the engine sizes each row to what its session is likely
-        to watch.  A row may hold more; one with fewer valid posts than its length has run dry.  The
-        default ranks ``lengths.max()`` posts for every row; a ranker whose cost grows with the
-        posts it draws may stop each row at its length."""
-        return self.rank(users, now, int(lengths.max()))
-
     def observe(self, feedback: Feedback) -> None:
         """Engagement of the impressions just served."""
 

@@ -288,22 +288,19 @@ class ContentRanker(Ranker):
     # ------------------------------------------------------------------ ranking
 
     def rank(self, users: np.ndarray, now: float, k: int) -> Slate:
-        return self.rank_rows(users, now, np.full(len(users), k, dtype=np.int64))
-
-    def rank_rows(self, users: np.ndarray, now: float, lengths: np.ndarray) -> Slate:
         st = self.state
         assert st is not None
         p = self.params
-        slate = Slate.empty(len(users), int(lengths.max()) if len(lengths) else 0)
-        # Per slot of a row: oversample interest candidates, then fallback_oversample from uniformly
-        # drawn topics; a For You feed does not run dry while the platform has unseen posts, so
-        # rows still short are topped up refill_rounds times from all topics (each round as many
-        # uniform candidates as the first draw).  Each row stops at its length.
-        per_slot_uniform = p.fallback_oversample + p.refill_rounds * (p.oversample + p.fallback_oversample)
+        slate = Slate.empty(len(users), k)
+        # Per slot: oversample interest candidates, then fallback_oversample from uniformly drawn
+        # topics; a For You feed does not run dry while the platform has unseen posts, so rows
+        # still short are topped up refill_rounds times from all topics (each round as many
+        # uniform candidates as the first draw).
+        n_interest = k * p.oversample
+        n_uniform = k * p.fallback_oversample + p.refill_rounds * k * (p.oversample + p.fallback_oversample)
         follows = st.follows
         _draw_slates(
-            np.ascontiguousarray(users, dtype=np.int64), np.ascontiguousarray(lengths, dtype=np.int64),
-            p.oversample, per_slot_uniform,
+            np.ascontiguousarray(users, dtype=np.int64), n_interest, n_uniform,
             p.explore_share, p.retrieval_share, p.follow_share, p.retrieval_tries,
             st.interest_cum, st.affinity, self.audience_ascending,
             self.suffix_total, self.suffix_norm, self.pool_posts, self.pool_start, self.pool_count,
@@ -391,14 +388,8 @@ def _concat(a: PoolDecisions, b: PoolDecisions) -> PoolDecisions:
 # distribution as drawing the whole sequence up front, at a fraction of the work.
 
 
-#: A row draws at least this many slots' worth of candidates however short it is, so that a row of
-#: one or two posts is not left short (and its session taken for run dry) by a few seen candidates.
-MIN_BUDGET_SLOTS = 8
-
-
 @numba.njit(cache=True)
-def _draw_slates(users: np.ndarray, lengths: np.ndarray, interest_per_slot: int, uniform_per_slot: int,
-                 explore_share: float, retrieval_share: float,
+def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_share: float, retrieval_share: float,
                  follow_share: float, retrieval_tries: int, interest_cum: np.ndarray, affinity: np.ndarray,
                  audience_ascending: np.ndarray, suffix_total: np.ndarray, suffix_norm: np.ndarray,
                  pool_posts: np.ndarray, pool_start: np.ndarray, pool_count: np.ndarray,
@@ -406,24 +397,20 @@ def _draw_slates(users: np.ndarray, lengths: np.ndarray, interest_per_slot: int,
                  indptr: np.ndarray, indices: np.ndarray, author_items: np.ndarray, author: np.ndarray,
                  seen_bits: np.ndarray, seen_offset: np.ndarray, seen_words: np.ndarray, rng: np.random.Generator,
                  out_ids: np.ndarray, out_channel: np.ndarray) -> None:
-    """Fill ``out_ids`` / ``out_channel`` (shape ``(n, k)``, pre-filled with -1) row by row, row
-    ``r`` up to ``lengths[r]`` posts.
+    """Fill ``out_ids`` / ``out_channel`` (shape ``(n, k)``, pre-filled with -1) row by row.
 
     Candidate j of a row is an interest candidate for ``j < n_interest`` (its topic drawn from the
     user's interests, or uniformly with probability ``explore_share``), a uniform-topic candidate
-    up to ``n_interest + n_uniform``: ``interest_per_slot`` and ``uniform_per_slot`` times the
-    row's length.  A candidate comes from a follow slot, else a traffic pool of
+    up to ``n_interest + n_uniform``.  A candidate comes from a follow slot, else a traffic pool of
     its topic, else (a retrieval slot, an empty pool cell, or a pool post the viewer may not be
     shown) interest retrieval in that topic.  Valid candidates (not the user's own post, not
     seen, not already in the row) fill the row in order.
     """
     n_topics, n_stages = interest_cum.shape[1], pool_count.shape[1]
+    k = out_ids.shape[1]
     width = author_items.shape[1]
     for r in range(len(users)):
         user = users[r]
-        k = lengths[r]
-        budget = max(k, MIN_BUDGET_SLOTS)  # a short row is not left empty by a few seen candidates
-        n_interest, n_uniform = budget * interest_per_slot, budget * uniform_per_slot
         filled = 0
         for j in range(n_interest + n_uniform):
             if filled == k:
