@@ -145,9 +145,11 @@ def test_an_authors_first_post_uses_the_sound_in_mind_in_its_own_topic() -> None
     heard = add(sim, cols, 0.0)
     sound = sounds.release_sounds(sim.sound_state, sim.posts, heard, 0.0)
     sim.sound_state.in_mind[[5, 9]] = heard
+    sim.sound_state.n_moved[[5, 9]] = 2
     parents = sounds.use_sounds_in_mind(sim.sound_state, np.array([5, 7, 5, 9]))
     assert list(parents) == [heard[0], -1, -1, heard[1]]  # each author's first post only
     assert (sim.sound_state.in_mind[[5, 7, 9]] == -1).all()  # used, then forgotten
+    assert (sim.sound_state.n_moved[[5, 7, 9]] == 0).all()  # favourites start afresh after a post
     columns = {"topic": np.array([2, 2, 2, 2]), "quality": np.array([0.0, 0.0, 0.0, -1.0])}
     sounds.derive(sim.sound_state, sim.platform, columns, parents, keep_topic=True)
     assert list(columns["topic"]) == [2, 2, 2, 2] and list(columns["sound"]) == [sound[0], -1, -1, sound[1]]
@@ -155,6 +157,36 @@ def test_an_authors_first_post_uses_the_sound_in_mind_in_its_own_topic() -> None
     assert list(columns["depth"]) == [1, 0, 0, 1]
     sounds.derive(sim.sound_state, sim.platform, columns, parents)  # a duet: the parent's topic
     assert list(columns["topic"]) == [0, 2, 2, 1]
+
+
+def test_the_sound_in_mind_is_a_reservoir_sample_of_the_distinct_sounds_that_moved_the_viewer() -> None:
+    # Viewer 0 is moved by sounds 7, 7, 8, 7, 9 (posts 70, 71, 80, 72, 90): the repeats of 7 are
+    # not new choices.  The k-th distinct sound replaces the one in mind when u * k < 1.
+    moved_by = np.full((2, 4), -1, np.int32)
+    n_moved, in_mind = np.zeros(2, np.int32), np.full(2, -1, np.int64)
+    viewer, post, sound = np.zeros(5, np.int64), np.array([70, 71, 80, 72, 90]), np.array([7, 7, 8, 7, 9])
+    sounds.keep_in_mind(viewer, post, sound, np.array([0.9, 0.0, 0.6, 0.0, 0.3]), moved_by, n_moved, in_mind)
+    assert n_moved[0] == 3 and list(moved_by[0, :3]) == [7, 8, 9]
+    assert in_mind[0] == 90  # 70 first (0.9 * 1 < 1), kept over 80 (0.6 * 2 >= 1), then 90 (0.3 * 3 < 1)
+    assert in_mind[1] == -1 and n_moved[1] == 0
+    # Past the favourites' width the oldest is forgotten: sound 7 is new again.
+    viewer, post, sound = np.zeros(3, np.int64), np.array([100, 110, 73]), np.array([10, 11, 7])
+    sounds.keep_in_mind(viewer, post, sound, np.ones(3), moved_by, n_moved, in_mind)
+    assert n_moved[0] == 6 and list(moved_by[0]) == [11, 7, 9, 10] and in_mind[0] == 90
+
+
+def test_a_sound_heard_often_is_in_mind_no_more_often_than_one_heard_once() -> None:
+    # 20,000 viewers each moved by sound 1 five times and by sounds 2 and 3 once, interleaved.
+    n = 20_000
+    order = np.array([1, 2, 1, 1, 3, 1, 1])
+    viewer = np.repeat(np.arange(n), len(order))
+    sound = np.tile(order, n)
+    rng = np.random.default_rng(3)
+    in_mind = np.full(n, -1, np.int64)
+    sounds.keep_in_mind(viewer, sound * 10, sound, rng.random(len(viewer)), np.full((n, 16), -1, np.int32),
+                        np.zeros(n, np.int32), in_mind)
+    share = np.bincount(in_mind // 10, minlength=4)[1:] / n
+    assert np.allclose(share, 1 / 3, atol=4 * np.sqrt(2 / 9 / n))
 
 
 def test_sound_page_lists_the_original_first_then_uses_by_views() -> None:

@@ -14,6 +14,9 @@ from sim.model.world import NO_ID, Posts, Sounds, draw_posts
 from sim.rankers.base import SOUND, Slate, duplicate_in_row, first_k_valid, ranges
 
 SOUND_PAGE_WIDTH = 16  # posts of a sound considered for its page: the original, then the most viewed
+#: Distinct sounds a user remembers having been moved by since its last post (TikTok's "add to
+#: favourites"); a sound heard again while remembered is not a new choice.
+FAVOURITES = 16
 
 
 class SoundUses:
@@ -57,7 +60,13 @@ class SoundState:
         Shape ``(n_users,)``: the sound whose page each user opens next (NO_ID: none).
     in_mind : np.ndarray
         Shape ``(n_users,)``: with ``derivative_at_posting``, the post whose sound each user means to
-        use next (NO_ID: none).
+        use next (NO_ID: none): one drawn uniformly from the distinct sounds that moved the user
+        since its last post (a reservoir sample, :func:`keep_in_mind`).
+    moved_by : np.ndarray
+        Shape ``(n_users, FAVOURITES)`` int32: the last distinct sounds that moved each user since
+        its last post (its favourites), to tell a new sound from one heard again.
+    n_moved : np.ndarray
+        Shape ``(n_users,)`` int32: how many distinct sounds moved each user since its last post.
     queue : list of dict
         Derivative posts waiting for their delay, each ``{"due": (m,) s, "author": (m,), "parent": (m,)}``.
     listened : np.ndarray
@@ -70,6 +79,8 @@ class SoundState:
 
     tapped: np.ndarray
     in_mind: np.ndarray
+    moved_by: np.ndarray
+    n_moved: np.ndarray
     listened: np.ndarray
     sounds: Sounds = field(default_factory=Sounds)
     queue: list[dict[str, np.ndarray]] = field(default_factory=list)
@@ -80,7 +91,8 @@ class SoundState:
 def new_sound_state(n_users: int) -> SoundState:
     """No sounds yet, for ``n_users`` users."""
     return SoundState(tapped=np.full(n_users, NO_ID, dtype=np.int64), in_mind=np.full(n_users, NO_ID, dtype=np.int64),
-                      listened=np.zeros((0, n_users), dtype=bool))
+                      moved_by=np.full((n_users, FAVOURITES), NO_ID, dtype=np.int32),
+                      n_moved=np.zeros(n_users, dtype=np.int32), listened=np.zeros((0, n_users), dtype=bool))
 
 
 def release_sounds(state: SoundState, posts: Posts, post_ids: np.ndarray, now: float) -> np.ndarray:
@@ -105,7 +117,32 @@ def use_sounds_in_mind(state: SoundState, authors: np.ndarray) -> np.ndarray:
     _, first = np.unique(authors, return_index=True)
     parents[first] = state.in_mind[authors[first]]
     state.in_mind[authors[first]] = NO_ID
+    state.n_moved[authors[first]] = 0
     return parents
+
+
+@numba.njit(cache=True)
+def keep_in_mind(viewer: np.ndarray, post: np.ndarray, sound: np.ndarray, u: np.ndarray, moved_by: np.ndarray,
+                 n_moved: np.ndarray, in_mind: np.ndarray) -> None:
+    """Viewers moved to use a sound, in order (shape ``(m,)`` each; ``u`` uniform draws): a sound
+    not among the viewer's remembered ones is remembered (the oldest forgotten past
+    ``moved_by.shape[1]``) and becomes the one in mind with probability 1 / (distinct sounds so
+    far), so the sound in mind at posting is uniform over the distinct sounds that moved the
+    viewer since its last post, however often each was heard."""
+    width = moved_by.shape[1]
+    for i in range(len(viewer)):
+        v, s = viewer[i], sound[i]
+        known = False
+        for j in range(min(n_moved[v], width)):
+            if moved_by[v, j] == s:
+                known = True
+                break
+        if known:
+            continue
+        moved_by[v, n_moved[v] % width] = s
+        n_moved[v] += 1
+        if u[i] * n_moved[v] < 1.0:
+            in_mind[v] = post[i]
 
 
 def derive(state: SoundState, platform: Platform, columns: dict[str, np.ndarray], parents: np.ndarray,
@@ -233,7 +270,8 @@ def sound_actions(state: SoundState, platform: Platform, viewer: np.ndarray, pos
     if makes.any() and beh.derivative_at_posting:
         if now < 0:  # planted accounts start at t = 0 with nothing in mind
             makes &= ~platform.planted[viewer]
-        state.in_mind[viewer[makes]] = post[makes]  # the latest wins
+        keep_in_mind(viewer[makes], post[makes], sound[makes], rng.random(int(makes.sum())), state.moved_by,
+                     state.n_moved, state.in_mind)
     elif makes.any():
         delay = rng.exponential(beh.derivative_delay_hours * 3600.0, int(makes.sum()))
         state.queue.append({"due": now + delay, "author": viewer[makes], "parent": post[makes]})
