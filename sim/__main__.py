@@ -209,7 +209,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
     from sim import docs
 
     try:
-        changed = docs.write(Path("."), Path(args.results), check=args.check)
+        changed = docs.write(Path("."), Path(args.results), check=args.check, keep_absent=args.keep_absent)
     except docs.DocsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                        "README.md and docs/experiments.md from results/ and the schema")
     p.add_argument("--results", default="results", help="folder holding results/<name>/ (default results)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is out of date")
+    p.add_argument("--keep-absent", action="store_true",
+                   help="experiments whose folders are not under --results keep what the docs last said of "
+                   "them (each section still names its revision); default: they show as not run yet")
     p.set_defaults(func=cmd_docs)
     p = sub.add_parser("check-ranker", help="run the ranker contract suite on a ranker (name or module:Class)")
     p.add_argument("ranker", help="a registered name, or module:Class importable from here or PYTHONPATH")

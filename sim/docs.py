@@ -271,13 +271,74 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
-def seed_case_table(found: dict[str, list[Folder]], cases: Iterable[tuple[str, str]] | None = None) -> str:
-    """The README's table: one row per seed case, its first highlight's median per ranker."""
+@dataclass(frozen=True)
+class Kept:
+    """What the docs last said of experiments, kept where their folders are absent (``--keep-absent``):
+    seed-case table rows by experiment, each experiment's first description line, and its folder
+    sections by quick (False: the full run)."""
+
+    rows: dict[str, str]
+    descriptions: dict[str, str]
+    sections: dict[str, dict[bool, str]]
+
+    @classmethod
+    def none(cls) -> Kept:
+        return cls({}, {}, {})
+
+
+_FOLDER_START = re.compile(r"^`results/(?P<name>[^`/]+?)(?P<quick>-quick)?/` \((?:full|quick)\)", re.M)
+_SEED_ROW = re.compile(r"^\| [^|`]+ \| `(?P<name>[^`]+)` \|")
+
+
+def folder_texts(body: str) -> dict[bool, str]:
+    """The folder sections of a generated body (a ``## name`` section or a ``results:<name>``
+    block), by quick (False: the full run)."""
+    starts = list(_FOLDER_START.finditer(body))
+    ends = [m.start() for m in starts[1:]] + [len(body)] * bool(starts)
+    return {m.group("quick") is not None: body[m.start() : end].strip() for m, end in zip(starts, ends, strict=True)}
+
+
+def kept_from(results_md: str) -> Kept:
+    """Parse a ``docs/results.md`` this module wrote: its seed-case rows and experiment sections."""
+    kept = Kept.none()
+    blocks = re.split(r"^## ", results_md, flags=re.M)[1:]
+    for block in blocks:
+        heading, _, body = block.partition("\n")
+        if heading.strip() == "Seed cases":
+            for line in body.splitlines():
+                m = _SEED_ROW.match(line)
+                if m and not line.startswith("| seed case |"):
+                    kept.rows[m.group("name")] = line
+            continue
+        name = heading.strip()
+        lines = [line for line in body.strip().splitlines()]
+        if lines and not lines[0].startswith("`results/"):
+            kept.descriptions[name] = lines[0]
+        kept.sections[name] = folder_texts(body)
+    return kept
+
+
+def _sections(found: dict[str, list[Folder]], kept: Kept, name: str) -> list[str]:
+    """An experiment's folder sections, full first: from its folders present, else as kept."""
+    present = {f.quick: folder_section(f) for f in found.get(name, [])}
+    merged = {**kept.sections.get(name, {}), **present}
+    return [merged[quick] for quick in (False, True) if quick in merged]
+
+
+def seed_case_table(found: dict[str, list[Folder]], cases: Iterable[tuple[str, str]] | None = None,
+                    kept: Kept | None = None) -> str:
+    """The README's table: one row per seed case, its first highlight's median per ranker (a kept
+    row where the full folder behind it is absent)."""
     cases = SEED_CASES if cases is None else cases
+    kept = Kept.none() if kept is None else kept
     lines = ["| seed case | experiment | headline measure (median) | per ranker | from |",
              "| --- | --- | --- | --- | --- |"]
     for name, case in cases:
         folders = found.get(name, [])
+        row = kept.rows.get(name)
+        if row is not None and not any(not f.quick for f in folders) and (not folders or "| full:" in row):
+            lines.append(row)
+            continue
         if not folders:
             lines.append(f"| {case} | `{name}` | not run yet | — | `make experiment NAME={name}` |")
             continue
@@ -290,10 +351,14 @@ def seed_case_table(found: dict[str, list[Folder]], cases: Iterable[tuple[str, s
     return "\n".join(lines)
 
 
-def results_markdown(found: dict[str, list[Folder]], cases: Iterable[tuple[str, str]] | None = None) -> str:
-    """``docs/results.md``: the seed-case table, then every experiment's folders in full."""
+def results_markdown(found: dict[str, list[Folder]], cases: Iterable[tuple[str, str]] | None = None,
+                     kept: Kept | None = None) -> str:
+    """``docs/results.md``: the seed-case table, then every experiment's folders in full (and, with
+    ``kept``, what was last said of those whose folders are absent)."""
     cases = tuple(SEED_CASES if cases is None else cases)
-    order = [n for n, _ in cases if n in found] + sorted(n for n in found if n not in dict(cases))
+    kept = Kept.none() if kept is None else kept
+    names = set(found) | set(kept.sections)
+    order = [n for n, _ in cases if n in names] + sorted(n for n in names if n not in dict(cases))
     parts = [
         "# Results", "", GENERATED, "",
         "Generated from the results folders present (`results/<name>/`, `results/<name>-quick/`) when "
@@ -301,26 +366,28 @@ def results_markdown(found: dict[str, list[Folder]], cases: Iterable[tuple[str, 
         f"Medians and means are over replicates; no interval is given from fewer than "
         f"{MIN_REPLICATES_FOR_CI} replicates. Column meanings: [results-schema.md](results-schema.md); "
         "each experiment's question and setup: [experiments.md](experiments.md).", "",
-        "## Seed cases", "", seed_case_table(found, cases), "",
+        "## Seed cases", "", seed_case_table(found, cases, kept), "",
     ]
     if not order:
         parts += ["No results folders were present. Run an experiment (`make experiment NAME=trinidad "
                   'ARGS="--quick"`), then `make docs`.', ""]
     for name in order:
-        folders = found[name]
-        parts += [f"## {name}", "", _first_line(folders[0].description), ""]
-        for folder in folders:
-            parts += [folder_section(folder), ""]
+        folders = found.get(name, [])
+        description = _first_line(folders[0].description) if folders else kept.descriptions.get(name, "")
+        parts += [f"## {name}", "", description, ""]
+        for section in _sections(found, kept, name):
+            parts += [section, ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
-def experiment_block(found: dict[str, list[Folder]], name: str) -> str:
-    """The generated results block of one experiment in ``docs/experiments.md``."""
-    folders = found.get(name, [])
-    if not folders:
+def experiment_block(found: dict[str, list[Folder]], name: str, old: str = "") -> str:
+    """The generated results block of one experiment in ``docs/experiments.md`` (with ``old``, the
+    block's last text, keeping the sections of folders now absent)."""
+    sections = _sections(found, Kept({}, {}, {name: folder_texts(old)}), name)
+    if not sections:
         return (f"No results folder yet. `make experiment NAME={name}` (or with `ARGS=\"--quick\"`), "
                 "then `make docs`.")
-    return "\n\n".join(folder_section(f) for f in folders)
+    return "\n\n".join(sections)
 
 
 def calibration_references() -> str:
@@ -424,29 +491,41 @@ def replace_block(text: str, key: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
 
 
+def block_body(text: str, key: str) -> str:
+    """What lies between ``<!-- generated:KEY -->`` and ``<!-- /generated:KEY -->`` ("" if absent)."""
+    m = re.search(rf"<!-- generated:{re.escape(key)} -->\n(.*?)<!-- /generated:{re.escape(key)} -->", text, re.DOTALL)
+    return m.group(1) if m else ""
+
+
 def _blocks(text: str) -> list[str]:
     return re.findall(r"<!-- generated:([^ ]+) -->", text)
 
 
-def render(root: Path, results: Path, cases: Iterable[tuple[str, str]] | None = None) -> dict[Path, str]:
-    """What every generated file under ``root`` should hold, given the folders under ``results``."""
+def render(root: Path, results: Path, cases: Iterable[tuple[str, str]] | None = None,
+           keep_absent: bool = False) -> dict[Path, str]:
+    """What every generated file under ``root`` should hold, given the folders under ``results``.
+    With ``keep_absent``, experiments (and quick or full runs) whose folders are absent keep what
+    the files last said of them, each section still naming the revision it was run at."""
     cases = tuple(SEED_CASES if cases is None else cases)
     found = find_folders(results)
     docs = root / "docs"
-    out = {docs / "results.md": results_markdown(found, cases), docs / "results-schema.md": schema_markdown()}
+    kept = Kept.none()
+    if keep_absent and (docs / "results.md").exists():
+        kept = kept_from((docs / "results.md").read_text())
+    out = {docs / "results.md": results_markdown(found, cases, kept), docs / "results-schema.md": schema_markdown()}
     for path in (root / "README.md", docs / "experiments.md", docs / "calibration.md", docs / "performance.md"):
         if not path.exists():
             continue
         text = path.read_text()
         for key in _blocks(text):
             if key == "seed-cases":
-                body = seed_case_table(found, cases)
+                body = seed_case_table(found, cases, kept)
             elif key == "calibration-references":
                 body = calibration_references()
             elif key == "bench":
                 body = bench_block(results / "bench")
             elif key.startswith("results:"):
-                body = experiment_block(found, key[len("results:"):])
+                body = experiment_block(found, key[len("results:"):], block_body(text, key) if keep_absent else "")
             else:
                 raise DocsError(f"{path}: unknown generated block {key!r} (known: seed-cases, "
                                 "calibration-references, bench, results:<name>)")
@@ -459,10 +538,10 @@ def render(root: Path, results: Path, cases: Iterable[tuple[str, str]] | None = 
 
 
 def write(root: Path, results: Path, check: bool = False,
-          cases: Iterable[tuple[str, str]] | None = None) -> list[Path]:
+          cases: Iterable[tuple[str, str]] | None = None, keep_absent: bool = False) -> list[Path]:
     """Write the generated files (or, with ``check``, write nothing); return those that changed."""
     changed = []
-    for path, text in render(root, results, cases).items():
+    for path, text in render(root, results, cases, keep_absent).items():
         if path.exists() and path.read_text() == text:
             continue
         changed.append(path)

@@ -217,6 +217,36 @@ def test_generator_tables_a_results_folder(tiny_results: Path, monkeypatch: pyte
     assert (root / "docs" / "results-schema.md").read_text() == docs.schema_markdown()
 
 
+def test_keep_absent_keeps_what_the_docs_said_of_folders_not_here(tiny_results: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Docs written with both of tiny's folders present, then regenerated with only the quick one.
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    (root / "README.md").write_text("<!-- generated:seed-cases -->\n<!-- /generated:seed-cases -->\n")
+    (root / "docs" / "experiments.md").write_text("<!-- generated:results:tiny -->\n<!-- /generated:results:tiny -->\n")
+    monkeypatch.setattr(docs, "SEED_CASES", (("tiny", "a tiny case"), ("absent", "never run")))
+    docs.write(root, tiny_results / "results")
+    pages = (root / "README.md", root / "docs" / "results.md", root / "docs" / "experiments.md")
+    before = {page: page.read_text() for page in pages}
+    only_quick = tmp_path / "results"
+    shutil.copytree(tiny_results / "results" / "tiny-quick", only_quick / "tiny-quick")
+    # Round trip: the full folder's section and seed-case row are kept as they were, word for word.
+    assert docs.write(root, only_quick, check=True, keep_absent=True) == []
+    for path, text in before.items():
+        assert docs.render(root, only_quick, keep_absent=True)[path] == text
+    # Without the flag the full run's section is gone and the row falls back to the quick run.
+    plain = docs.render(root, only_quick)
+    assert "`results/tiny/` (full)" not in plain[root / "docs" / "results.md"]
+    assert "| quick: 2,000 users" in plain[root / "README.md"]
+    # A kept section is only kept while its folder is absent: present folders are tabled afresh.
+    stale = before[root / "docs" / "results.md"].replace("4 runs", "3 runs")
+    (root / "docs" / "results.md").write_text(stale)
+    rendered = docs.render(root, only_quick, keep_absent=True)[root / "docs" / "results.md"]
+    assert "`results/tiny/` (full): 2,000 users, 0.05 days, 2 replicates per ranker, 3 runs" in rendered
+    assert "`results/tiny-quick/` (quick): 2,000 users, 0.05 days, 2 replicates per ranker, 4 runs" in rendered
+    assert "| never run | `absent` | not run yet |" in rendered
+
+
 def test_generator_errors_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "README.md").write_text("<!-- generated:nonsense -->\n<!-- /generated:nonsense -->\n")
