@@ -177,10 +177,11 @@ class BehaviorConfig:
                                     "posting rate): people who post make derivatives")
     derivative_delay_hours: float = knob(6.0, "mean delay from watching to posting the derivative "
                                          "(exponential)", lo=0, unit="h")
-    derivative_at_posting: bool = knob(True, "a viewer moved to use a sound keeps it in mind (the latest, "
-                                       "until used) and its next ordinary post uses it: a derivative in the "
-                                       "creator's own topic; off: each derivative is an extra post in its "
-                                       "parent's topic, made after derivative_delay_hours")
+    derivative_at_posting: bool = knob(True, "a viewer moved to use a sound keeps it among its favourites and "
+                                       "its next ordinary post uses one of the distinct sounds that moved it "
+                                       "since its last post, each equally likely: a derivative in the creator's "
+                                       "own topic; off: each derivative is an extra post in its parent's topic, "
+                                       "made after derivative_delay_hours")
     sound_carry: float = knob(0.5, "share of a derivative post's quality that comes from its sound's appeal "
                               "(the rest from its author's skill)", lo=0, hi=1)
     sound_tap_intercept: float = knob(-5.0, "logit that a viewer opens a post's sound page, at zero watch")
