@@ -286,7 +286,7 @@ class Kept:
         return cls({}, {}, {})
 
 
-_FOLDER_START = re.compile(r"^`results/(?P<name>[^`/]+?)(?P<quick>-quick)?/` \((?:full|quick)\)", re.M)
+_FOLDER_START = re.compile(r"^`[^`/]+/[^`/]+/` \((?P<kind>full|quick)\)", re.M)
 _SEED_ROW = re.compile(r"^\| [^|`]+ \| `(?P<name>[^`]+)` \|")
 
 
@@ -295,7 +295,7 @@ def folder_texts(body: str) -> dict[bool, str]:
     block), by quick (False: the full run)."""
     starts = list(_FOLDER_START.finditer(body))
     ends = [m.start() for m in starts[1:]] + [len(body)] * bool(starts)
-    return {m.group("quick") is not None: body[m.start() : end].strip() for m, end in zip(starts, ends, strict=True)}
+    return {m.group("kind") == "quick": body[m.start() : end].strip() for m, end in zip(starts, ends, strict=True)}
 
 
 def kept_from(results_md: str) -> Kept:
@@ -311,8 +311,8 @@ def kept_from(results_md: str) -> Kept:
                     kept.rows[m.group("name")] = line
             continue
         name = heading.strip()
-        lines = [line for line in body.strip().splitlines()]
-        if lines and not lines[0].startswith("`results/"):
+        lines = body.strip().splitlines()
+        if lines and not _FOLDER_START.match(lines[0]):
             kept.descriptions[name] = lines[0]
         kept.sections[name] = folder_texts(body)
     return kept
@@ -337,7 +337,7 @@ def seed_case_table(found: dict[str, list[Folder]], cases: Iterable[tuple[str, s
         folders = found.get(name, [])
         row = kept.rows.get(name)
         if row is not None and not any(not f.quick for f in folders) and (not folders or "| full:" in row):
-            lines.append(row)
+            lines.append(f"| {case} |" + row.split("|", 2)[2])  # the case's words as they are now
             continue
         if not folders:
             lines.append(f"| {case} | `{name}` | not run yet | — | `make experiment NAME={name}` |")

@@ -245,6 +245,9 @@ def test_keep_absent_keeps_what_the_docs_said_of_folders_not_here(tiny_results: 
     assert "`results/tiny/` (full): 2,000 users, 0.05 days, 2 replicates per ranker, 3 runs" in rendered
     assert "`results/tiny-quick/` (quick): 2,000 users, 0.05 days, 2 replicates per ranker, 4 runs" in rendered
     assert "| never run | `absent` | not run yet |" in rendered
+    # A section is full or quick by its label, whatever its folder and experiment are called.
+    texts = docs.folder_texts("`out/bar-quick/` (full): a\n\n| x |\n\n`out/bar-quick-quick/` (quick): b\n")
+    assert texts == {False: "`out/bar-quick/` (full): a\n\n| x |", True: "`out/bar-quick-quick/` (quick): b"}
 
 
 def test_generator_errors_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -189,6 +189,20 @@ def test_a_sound_heard_often_is_in_mind_no_more_often_than_one_heard_once() -> N
     assert np.allclose(share, 1 / 3, atol=4 * np.sqrt(2 / 9 / n))
 
 
+def test_past_the_favourites_width_a_sound_heard_throughout_keeps_about_one_in_width() -> None:
+    # Sound 0 is heard before each of 60 others: the ring forgets it, and it comes back as new.
+    n, others = 20_000, 60
+    order = np.stack([np.zeros(others, np.int64), np.arange(1, others + 1)], axis=1).ravel()
+    viewer = np.repeat(np.arange(n), len(order))
+    sound = np.tile(order, n)
+    in_mind = np.full(n, -1, np.int64)
+    sounds.keep_in_mind(viewer, sound, sound, np.random.default_rng(4).random(len(viewer)),
+                        np.full((n, sounds.FAVOURITES), -1, np.int32), np.zeros(n, np.int32), in_mind)
+    share = np.mean(in_mind == 0)
+    assert 1 / (2 * sounds.FAVOURITES) < share < 2 / sounds.FAVOURITES  # not its uniform 1/61
+    assert share > 3 / (others + 1)
+
+
 def test_sound_page_lists_the_original_first_then_uses_by_views() -> None:
     exp = make_experiment(SONG)
     sim = Simulation(exp, spec_of(exp, "content"), 0)

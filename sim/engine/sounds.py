@@ -63,8 +63,9 @@ class SoundState:
         use next (NO_ID: none): one drawn uniformly from the distinct sounds that moved the user
         since its last post (a reservoir sample, :func:`keep_in_mind`).
     moved_by : np.ndarray
-        Shape ``(n_users, FAVOURITES)`` int32: the last distinct sounds that moved each user since
-        its last post (its favourites), to tell a new sound from one heard again.
+        Shape ``(n_users, FAVOURITES)`` int32: the distinct sounds that moved each user since its
+        last post (its favourites), in a ring that forgets the earliest added past its width, to
+        tell a new sound from one heard again.
     n_moved : np.ndarray
         Shape ``(n_users,)`` int32: how many distinct sounds moved each user since its last post.
     queue : list of dict
@@ -125,10 +126,12 @@ def use_sounds_in_mind(state: SoundState, authors: np.ndarray) -> np.ndarray:
 def keep_in_mind(viewer: np.ndarray, post: np.ndarray, sound: np.ndarray, u: np.ndarray, moved_by: np.ndarray,
                  n_moved: np.ndarray, in_mind: np.ndarray) -> None:
     """Viewers moved to use a sound, in order (shape ``(m,)`` each; ``u`` uniform draws): a sound
-    not among the viewer's remembered ones is remembered (the oldest forgotten past
-    ``moved_by.shape[1]``) and becomes the one in mind with probability 1 / (distinct sounds so
-    far), so the sound in mind at posting is uniform over the distinct sounds that moved the
-    viewer since its last post, however often each was heard."""
+    not among the viewer's remembered ones is remembered (the earliest added forgotten past
+    ``moved_by.shape[1]``) and becomes the one in mind with probability 1 / (sounds remembered so
+    far, counting the forgotten).  Up to the width, the sound in mind at posting is uniform over
+    the distinct sounds that moved the viewer since its last post, however often each was heard.
+    Past it, a forgotten sound heard again counts as new: a sound heard throughout keeps about a
+    1 / width chance however many others there are."""
     width = moved_by.shape[1]
     for i in range(len(viewer)):
         v, s = viewer[i], sound[i]
