@@ -60,8 +60,8 @@ class SoundState:
         Shape ``(n_users,)``: the sound whose page each user opens next (NO_ID: none).
     in_mind : np.ndarray
         Shape ``(n_users,)``: with ``derivative_at_posting``, the post whose sound each user means to
-        use next (NO_ID: none): one drawn uniformly from the distinct sounds that moved the user
-        since its last post (a reservoir sample, :func:`keep_in_mind`).
+        use next (NO_ID: none): one drawn from the distinct sounds that moved the user since its
+        last post, uniformly up to ``FAVOURITES`` of them (a reservoir sample, :func:`keep_in_mind`).
     moved_by : np.ndarray
         Shape ``(n_users, FAVOURITES)`` int32: the distinct sounds that moved each user since its
         last post (its favourites), in a ring that forgets the earliest added past its width, to
