@@ -14,7 +14,9 @@
   wrote to ``results/bench/``).
 
 Nothing here runs a simulation or reads a clock, so the same folders give the same text; ``--check``
-reports the files that are out of date instead of writing them.
+reports the files that are out of date instead of writing them.  With ``--keep-absent``, an
+experiment (or its quick or full run) whose folder is absent keeps what the pages last said of it,
+word for word, so one machine can refresh the experiments it ran without dropping the others.
 """
 
 from __future__ import annotations
