@@ -338,7 +338,9 @@ def seed_case_table(found: dict[str, list[Folder]], cases: Iterable[tuple[str, s
     for name, case in cases:
         folders = found.get(name, [])
         row = kept.rows.get(name)
-        if row is not None and not any(not f.quick for f in folders) and (not folders or "| full:" in row):
+        full_here = any(not f.quick for f in folders)
+        # A kept row stands while no full folder is here, unless it is a quick row and a quick one is.
+        if row is not None and not full_here and (not folders or "| full:" in row):
             lines.append(f"| {case} |" + row.split("|", 2)[2])  # the case's words as they are now
             continue
         if not folders:
