@@ -124,3 +124,60 @@ def test_early_stops_are_recorded_in_the_promotions_table(day_run: Simulation) -
     assert early.any() and (stage[early] == 0).all() and not np.array(t["promoted"], bool)[early].any()
     assert (impressions[early] >= sim.ranker.params.early_look).all()
     assert 0.2 < early[stage == 0].mean() < 0.8  # about early_stop_share of the posts looked at
+
+
+def heavy_topic(tries: int, n_light: int) -> tuple[Simulation, ContentRanker, int, np.ndarray]:
+    """A world whose topic 0 holds one climber (stage 1: weight 10 x a fresh post's) and ``n_light``
+    fresh posts; every slot goes to retrieval, ``tries`` draws each, two candidates per slot and no
+    uniform refill."""
+    params = {**PARAMS, "retrieval_share": 1.0, "follow_share": 0.0, "explore_share": 0.0, "retrieval_tries": tries,
+              "fallback_oversample": 0, "refill_rounds": 0}
+    exp = make_experiment({"rankers": [{"name": "content", "params": params}]})
+    sim = Simulation(exp, spec_of(exp, "content"), 0)
+    ranker = sim.ranker
+    assert isinstance(ranker, ContentRanker)
+    ranker.start(sim.state)
+    m = n_light + 1
+    cols = {"topic": np.zeros(m, int), "quality": np.zeros(m), "authenticity": np.ones(m), "length_s": np.full(m, 30.0)}
+    ids = posting.add_posts(sim.platform, sim.listening, {"author": np.arange(10, 10 + m), **cols}, 0.0)
+    ranker.review(0.0)
+    ranker.earned[ids[0]] = 1
+    ranker.climbers.push(np.array([0]), ids[:1])  # as its promotion would
+    ranker.review(0.0)
+    w = weights(ranker, 0)
+    assert set(w) == set(ids.tolist()) and w[int(ids[0])] == pytest.approx(10 * w[int(ids[1])], rel=1e-12)
+    return sim, ranker, int(ids[0]), ids[1:]
+
+
+def test_retrieval_fails_on_a_seen_candidate_as_often_as_plain_draws() -> None:
+    # Viewers who have seen the climber: each of a slot's two candidates makes 3 tries, and each try
+    # lands on the climber with probability q, so the slot stays empty with probability q ** 6 (the
+    # kernel counts the tries on a known candidate instead of making them: the same outcome).
+    sim, ranker, climber, light = heavy_topic(tries=3, n_light=2)
+    w = weights(ranker, 0)
+    q = w[climber] / sum(w.values())
+    viewers = np.arange(100, 2900)
+    sim.state.interest_cum[viewers] = 1.0
+    sim.state.seen.add(viewers, np.full(len(viewers), climber))
+    row = ranker.rank(viewers, 0.0, 1).post_ids[:, 0]
+    assert set(row[row >= 0].tolist()) <= set(light.tolist())
+    empty, expected = np.mean(row < 0), q**6
+    assert abs(empty - expected) < 4 * np.sqrt(expected * (1 - expected) / len(viewers))
+
+
+def test_retrieval_draws_the_rest_in_proportion_to_weight() -> None:
+    # Given a slot that was filled, its post is drawn among the candidates the viewer may be
+    # shown, in proportion to their weights (here a fresh post and one a day old: 2 to 1).
+    sim, ranker, climber, light = heavy_topic(tries=8, n_light=2)
+    sim.platform.posts.cols["created_at"][light[1]] = -DAY
+    ranker.review(0.0)
+    w = weights(ranker, 0)
+    assert w[int(light[0])] == pytest.approx(2 * w[int(light[1])], rel=1e-12)
+    viewers = np.arange(100, 2900)
+    sim.state.interest_cum[viewers] = 1.0
+    sim.state.seen.add(viewers, np.full(len(viewers), climber))
+    row = ranker.rank(viewers, 0.0, 1).post_ids[:, 0]
+    filled = row[row >= 0]
+    assert len(filled) > 0.8 * len(viewers) and set(filled.tolist()) <= set(light.tolist())
+    share = np.mean(filled == light[0])
+    assert abs(share - 2 / 3) < 4 * np.sqrt(2 / 9 / len(filled))

@@ -50,6 +50,10 @@ IN_POOL_NONE = -1  # not (or no longer) in a pool
 #: Posts per topic that ever won a promotion, kept as retrieval candidates (the newest ones): at the
 #: default promotion share, days of a large world's climbers.
 CLIMBER_RING = 4096
+#: Retrieval candidates per topic a row remembers as not able to fill it (seen, own, already in the
+#: row), so that tries landing on them are counted rather than made; past this many, such a
+#: candidate is drawn and probed again like any other (the same outcome, more work).
+SKIP_PER_TOPIC = 32
 
 
 @dataclass(frozen=True)
@@ -409,9 +413,13 @@ def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_sha
     n_topics, n_stages = interest_cum.shape[1], pool_count.shape[1]
     k = out_ids.shape[1]
     width = author_items.shape[1]
+    # Per topic, the row's retrieval candidates known not to fill it (indices, ascending).
+    skip_index = np.empty((n_topics, SKIP_PER_TOPIC), dtype=np.int64)
+    skip_n = np.zeros(n_topics, dtype=np.int64)
     for r in range(len(users)):
         user = users[r]
         filled = 0
+        skip_n[:] = 0
         for j in range(n_interest + n_uniform):
             if filled == k:
                 break
@@ -454,7 +462,8 @@ def _draw_slates(users: np.ndarray, n_interest: int, n_uniform: int, explore_sha
                     # No pool post for this user (a retrieval slot, an empty cell, or one seen, own or
                     # already in the slate): interest retrieval in the same topic.
                     post = _retrieve(topic, retrieval_tries, retrieval_posts, retrieval_cum, user, r, filled,
-                                     author, seen_bits, seen_offset, seen_words, out_ids, rng)
+                                     author, seen_bits, seen_offset, seen_words, out_ids, rng,
+                                     skip_index[topic], skip_n[topic : topic + 1])
                     channel = EXPLORE
                 if post < 0:
                     continue
@@ -484,20 +493,71 @@ def _eligible(post: int, user: int, row: int, filled: int, author: np.ndarray, s
 @numba.njit(cache=True)
 def _retrieve(topic: int, tries: int, retrieval_posts: np.ndarray, retrieval_cum: np.ndarray, user: int, row: int,
               filled: int, author: np.ndarray, seen_bits: np.ndarray, seen_offset: np.ndarray,
-              seen_words: np.ndarray, out_ids: np.ndarray, rng: np.random.Generator) -> int:
+              seen_words: np.ndarray, out_ids: np.ndarray, rng: np.random.Generator, skip: np.ndarray,
+              n_skip: np.ndarray) -> int:
     """Interest retrieval: a candidate of the topic drawn in proportion to its weight (success and
     age, see :meth:`ContentRanker._signals`), up to ``tries`` times until one may fill the slot;
-    -1 where none does."""
+    -1 where none does.
+
+    Tries that would land on a candidate already known not to fill the row (drawn before for it
+    and found seen or the viewer's own, or already in the row: none of that changes while the row
+    is filled) are not made one by one: their number before the next try that lands elsewhere is
+    geometric, drawn at once, and that try is drawn among the other candidates by weight.  The
+    outcome has the distribution of ``tries`` plain weighted draws; a viewer who has seen a
+    topic's few heavy candidates costs a draw or two, not ``tries`` probes.  The known candidates
+    are the first ``n_skip[0]`` of ``skip`` (indices into the topic's candidates, ascending, at
+    most ``SKIP_PER_TOPIC``); each candidate drawn joins them, shown or not."""
     cum = retrieval_cum[topic]
+    n = len(cum)
     total = cum[-1]
     if total <= 0:
         return -1
-    for _ in range(tries):
-        i = min(int(np.searchsorted(cum, rng.random() * total, side="right")), len(cum) - 1)
+    left = tries
+    while left > 0:
+        known = 0.0
+        for s in range(n_skip[0]):
+            i = skip[s]
+            known += cum[i] - (cum[i - 1] if i > 0 else 0.0)
+        rest = total - known
+        if rest <= total * 1e-12:
+            return -1  # every try would land on a known candidate
+        if known > 0:
+            # Tries landing on known candidates before one that does not: P(at least m) = q ** m.
+            wasted = np.floor(np.log(1.0 - rng.random()) / np.log(known / total))
+            if wasted >= left:
+                return -1
+            left -= int(wasted)
+        left -= 1
+        # The try that lands elsewhere: a point on the line of the other candidates, carried past
+        # each known candidate's interval.
+        x = rng.random() * rest
+        for s in range(n_skip[0]):
+            i = skip[s]
+            if x < (cum[i - 1] if i > 0 else 0.0):
+                break
+            x += cum[i] - (cum[i - 1] if i > 0 else 0.0)
+        i = min(int(np.searchsorted(cum, x, side="right")), n - 1)
         post = retrieval_posts[topic, i]
-        if _eligible(post, user, row, filled, author, seen_bits, seen_offset, seen_words, out_ids):
+        showable = _eligible(post, user, row, filled, author, seen_bits, seen_offset, seen_words, out_ids)
+        _skip(i, skip, n_skip)  # shown now, or never in this row
+        if showable:
             return post
     return -1
+
+
+@numba.njit(cache=True, inline="always")
+def _skip(index: int, skip: np.ndarray, n_skip: np.ndarray) -> None:
+    """Insert ``index`` into the first ``n_skip[0]`` of ``skip`` (ascending); no-op when it is there
+    already (a rounding edge can land on a known candidate's interval) or ``skip`` is full."""
+    at = 0
+    while at < n_skip[0] and skip[at] < index:
+        at += 1
+    if (at < n_skip[0] and skip[at] == index) or n_skip[0] == len(skip):
+        return
+    for s in range(n_skip[0], at, -1):
+        skip[s] = skip[s - 1]
+    skip[at] = index
+    n_skip[0] += 1
 
 
 @numba.njit(cache=True)
