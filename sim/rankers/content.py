@@ -516,8 +516,7 @@ def _retrieve(topic: int, tries: int, retrieval_posts: np.ndarray, retrieval_cum
     while left > 0:
         known = 0.0
         for s in range(n_skip[0]):
-            i = skip[s]
-            known += cum[i] - (cum[i - 1] if i > 0 else 0.0)
+            known += cum[skip[s]] - _start(cum, skip[s])
         rest = total - known
         if rest <= total * 1e-12:
             return -1  # every try would land on a known candidate
@@ -533,9 +532,9 @@ def _retrieve(topic: int, tries: int, retrieval_posts: np.ndarray, retrieval_cum
         x = rng.random() * rest
         for s in range(n_skip[0]):
             i = skip[s]
-            if x < (cum[i - 1] if i > 0 else 0.0):
+            if x < _start(cum, i):
                 break
-            x += cum[i] - (cum[i - 1] if i > 0 else 0.0)
+            x += cum[i] - _start(cum, i)
         i = min(int(np.searchsorted(cum, x, side="right")), n - 1)
         post = retrieval_posts[topic, i]
         showable = _eligible(post, user, row, filled, author, seen_bits, seen_offset, seen_words, out_ids)
@@ -543,6 +542,13 @@ def _retrieve(topic: int, tries: int, retrieval_posts: np.ndarray, retrieval_cum
         if showable:
             return post
     return -1
+
+
+@numba.njit(cache=True, inline="always")
+def _start(cum: np.ndarray, i: int) -> float:
+    """Where candidate ``i``'s interval starts on the line of cumulative weights ``cum`` (it ends
+    at ``cum[i]``)."""
+    return cum[i - 1] if i > 0 else 0.0
 
 
 @numba.njit(cache=True, inline="always")
