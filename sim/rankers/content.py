@@ -340,20 +340,16 @@ class ContentRanker(Ranker):
         standing = self._standing(np.arange(n))
         merit = self.earned[:n] + 1.0 / (1.0 + np.exp(-standing))
         self.follow_ok = standing >= 0 if p.follow_gate else np.ones(n, dtype=bool)
-        recent = st.topic_posts.items
-        recent = np.where((recent < n) & (self.earned[recent.clip(0, max(n - 1, 0))] == 0), recent, -1)
-        candidates = np.concatenate([recent, self.climbers.items], axis=1)  # (T, ring + climber ring)
-        valid = (candidates >= 0) & (candidates < n)
-        safe = candidates.clip(0, max(n - 1, 0))
-        if n:
-            age_h = (now - st.posts.created_at[safe]) / 3600.0
-            log_weight = merit[safe] * np.log(p.retrieval_base) - age_h * (np.log(2.0) / p.retrieval_half_life_h)
-            log_weight = np.where(valid, log_weight, -np.inf)
-            top = log_weight.max(axis=1, keepdims=True)
-            weight = np.where(valid, np.exp(log_weight - np.where(np.isfinite(top), top, 0.0)), 0.0)
-        else:
-            weight = np.zeros(candidates.shape)
-        self.retrieval_posts = np.ascontiguousarray(candidates)
+        recent, climbers = st.topic_posts.items, self.climbers.items
+        candidates = np.empty((len(recent), recent.shape[1] + climbers.shape[1]), dtype=recent.dtype)
+        log_weight = np.empty(candidates.shape)
+        top = np.empty((len(recent), 1))
+        _candidates(recent, climbers, self.earned, merit, st.posts.cols["created_at"], n, now,
+                    float(np.log(p.retrieval_base)), float(np.log(2.0) / p.retrieval_half_life_h),
+                    candidates, log_weight, top[:, 0])
+        # exp in numpy, over the whole array (-inf, for no candidate, gives a weight of 0)
+        weight = np.exp(log_weight - np.where(np.isfinite(top), top, 0.0))
+        self.retrieval_posts = candidates
         self.retrieval_cum = np.ascontiguousarray(np.cumsum(weight, axis=1))
 
     def observe(self, feedback: Feedback) -> None:
@@ -564,6 +560,33 @@ def _skip(index: int, skip: np.ndarray, n_skip: np.ndarray) -> None:
         skip[s] = skip[s - 1]
     skip[at] = index
     n_skip[0] += 1
+
+
+@numba.njit(cache=True)
+def _candidates(recent: np.ndarray, climbers: np.ndarray, earned: np.ndarray, merit: np.ndarray,
+                created_at: np.ndarray, n: int, now: float, log_base: float, decay_per_h: float,
+                out: np.ndarray, log_weight: np.ndarray, top: np.ndarray) -> None:
+    """Each topic's retrieval candidates (``out``, shape ``(T, ring + climber ring)``): its recent
+    posts (``recent``) that never won a promotion, then its climbers; -1 where there is none.  Their
+    log weights ``merit * log_base - age_h * decay_per_h`` go to ``log_weight`` (-inf for none) and
+    each topic's largest to ``top`` (-inf for a topic with none)."""
+    n_topics, width = recent.shape
+    for t in range(n_topics):
+        best = -np.inf
+        for c in range(out.shape[1]):
+            post = recent[t, c] if c < width else climbers[t, c - width]
+            if c < width and post < n and earned[max(post, 0)] != 0:
+                post = -1  # a climber: it is among the topic's climbers
+            if post < 0 or post >= n:
+                out[t, c] = -1 if c < width else post
+                log_weight[t, c] = -np.inf
+                continue
+            out[t, c] = post
+            age_h = (now - created_at[post]) / 3600.0
+            w = merit[post] * log_base - age_h * decay_per_h
+            log_weight[t, c] = w
+            best = max(best, w)
+        top[t] = best
 
 
 @numba.njit(cache=True)
