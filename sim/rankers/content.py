@@ -343,12 +343,12 @@ class ContentRanker(Ranker):
         recent, climbers = st.topic_posts.items, self.climbers.items
         candidates = np.empty((len(recent), recent.shape[1] + climbers.shape[1]), dtype=recent.dtype)
         log_weight = np.empty(candidates.shape)
-        top = np.empty((len(recent), 1))
+        top = np.empty(len(recent))
         _candidates(recent, climbers, self.earned, merit, st.posts.cols["created_at"], n, now,
                     float(np.log(p.retrieval_base)), float(np.log(2.0) / p.retrieval_half_life_h),
-                    candidates, log_weight, top[:, 0])
+                    candidates, log_weight, top)
         # exp in numpy, over the whole array (-inf, for no candidate, gives a weight of 0)
-        weight = np.exp(log_weight - np.where(np.isfinite(top), top, 0.0))
+        weight = np.exp(log_weight - np.where(np.isfinite(top), top, 0.0)[:, None])
         self.retrieval_posts = candidates
         self.retrieval_cum = np.ascontiguousarray(np.cumsum(weight, axis=1))
 
@@ -576,7 +576,7 @@ def _candidates(recent: np.ndarray, climbers: np.ndarray, earned: np.ndarray, me
         for c in range(out.shape[1]):
             post = recent[t, c] if c < width else climbers[t, c - width]
             if c < width and post < n and earned[max(post, 0)] != 0:
-                post = -1  # a climber: it is among the topic's climbers
+                post = -1  # it won a promotion: listed once, among the climbers
             if post < 0 or post >= n:
                 out[t, c] = -1 if c < width else post
                 log_weight[t, c] = -np.inf
