@@ -25,10 +25,11 @@ import json
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from sim.recording import MEASURES, SCHEMAS
@@ -276,20 +277,22 @@ def _first_line(text: str) -> str:
 @dataclass(frozen=True)
 class Kept:
     """What the docs last said of experiments, kept where their folders are absent (``--keep-absent``):
-    seed-case table rows by experiment, each experiment's first description line, and its folder
-    sections by quick (False: the full run)."""
+    seed-case table rows by experiment, each experiment's first description line, its folder
+    sections by quick (False: the full run) and its row of the table of every world's bands."""
 
     rows: dict[str, str]
     descriptions: dict[str, str]
     sections: dict[str, dict[bool, str]]
+    bands: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def none(cls) -> Kept:
-        return cls({}, {}, {})
+        return cls({}, {}, {}, {})
 
 
 _FOLDER_START = re.compile(r"^`[^`/]+/[^`/]+/` \((?P<kind>full|quick)\)", re.M)
 _SEED_ROW = re.compile(r"^\| [^|`]+ \| `(?P<name>[^`]+)` \|")
+_BAND_ROW = re.compile(r"^\| `(?P<name>[^`]+)` \|")
 
 
 def folder_texts(body: str) -> dict[bool, str]:
@@ -311,6 +314,12 @@ def kept_from(results_md: str) -> Kept:
                 m = _SEED_ROW.match(line)
                 if m and not line.startswith("| seed case |"):
                     kept.rows[m.group("name")] = line
+            continue
+        if heading.strip() == BANDS_HEADING:
+            for line in body.splitlines():
+                m = _BAND_ROW.match(line)
+                if m:
+                    kept.bands[m.group("name")] = line
             continue
         name = heading.strip()
         lines = body.strip().splitlines()
@@ -355,6 +364,90 @@ def seed_case_table(found: dict[str, list[Folder]], cases: Iterable[tuple[str, s
     return "\n".join(lines)
 
 
+#: The heading of ``docs/results.md``'s table of the content ranker against the published bands, world by world.
+BANDS_HEADING = "The content ranker in every world"
+#: Its measures: the ``runs.parquet`` columns summed into one value per run, and the calibration aggregate
+#: (:data:`sim.analysis.calibrate.REFERENCES`) whose band judges it.
+BAND_MEASURES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("mean_watch_fraction",), "mean watch fraction"),
+    (("like_rate", "comment_rate", "share_rate"), "likes + comments + shares per view"),
+    (("mean_daily_watch_min",), "mean daily watch time (user-days with a session)"),
+)
+
+
+def band_values(folder: Folder) -> dict[str, list[float]]:
+    """Each band measure's value in every run of ``folder``'s default content ranker (a ranker named
+    ``content``, not relabelled: a labelled variant sets its own coefficients), every sweep point."""
+    try:
+        manifest = json.loads((folder.path / "manifest.json").read_text())
+        runs = pq.read_table(folder.path / "runs.parquet").to_pydict()
+    except (OSError, ValueError) as exc:
+        raise DocsError(f"{folder.path}: cannot read manifest.json and runs.parquet: {exc}") from exc
+    default = any(r.get("name") == "content" and (r.get("label") or "content") == "content"
+                  for r in manifest.get("config", {}).get("rankers", []))
+    mine = [i for i, ranker in enumerate(runs.get("ranker", [])) if default and ranker == "content"]
+    values: dict[str, list[float]] = {}
+    for columns, aggregate in BAND_MEASURES:
+        cells = [[runs[c][i] for c in columns] for i in mine] if all(c in runs for c in columns) else []
+        sums = [float(sum(cell)) for cell in cells if None not in cell]
+        values[aggregate] = [v for v in sums if math.isfinite(v)]
+    return values
+
+
+def _band_cell(values: list[float], unit: str, lo: float | None, hi: float | None) -> str:
+    """"5.05% (runs 4.98%-5.12%; 2/2 inside)", the median in bold where it is outside the band."""
+    from sim.analysis.calibrate import fmt, inside
+
+    if not values:
+        return "—"
+    x = sorted(values)
+    median = float(np.median(x))
+    held = sum(bool(inside(v, lo, hi)) for v in x)
+    shown = fmt(median, unit) if inside(median, lo, hi) is not False else f"**{fmt(median, unit)}**"
+    spread = f"runs {fmt(x[0], unit)}–{fmt(x[-1], unit)}; " if len(x) > 1 else ""
+    return f"{shown} ({spread}{held}/{len(x)} inside)"
+
+
+def bands_table(found: dict[str, list[Folder]], names: Iterable[str], kept: Kept | None = None) -> str:
+    """One row per experiment: the default content ranker's watch fraction, engagement per view and
+    daily watch time against the calibration's published bands (a kept row where the experiment's
+    full folder is absent), so that a calibration which holds only at its own size shows."""
+    from sim.analysis.calibrate import REFERENCES
+
+    kept = Kept.none() if kept is None else kept
+    head = ["experiment", "world", "content runs"]
+    for _, aggregate in BAND_MEASURES:
+        unit, ref = REFERENCES[aggregate]
+        head.append(f"{aggregate} (band {_band_cell_bound(ref.lo, unit)}–{_band_cell_bound(ref.hi, unit)})")
+    lines = ["| " + " | ".join(head + ["from"]) + " |", "|" + " --- |" * (len(head) + 1)]
+    for name in names:
+        folders = found.get(name, [])
+        row = kept.bands.get(name)
+        if row is not None and not any(not f.quick for f in folders) and (not folders or "| full:" in row):
+            lines.append(row)
+            continue
+        if not folders:
+            lines.append(f"| `{name}` | not run yet |" + " |" * (len(head) - 1))
+            continue
+        folder = folders[0]
+        values = band_values(folder)
+        cells = []
+        for _, aggregate in BAND_MEASURES:
+            unit, ref = REFERENCES[aggregate]
+            cells.append(_band_cell(values[aggregate], unit, ref.lo, ref.hi))
+        n = max(len(v) for v in values.values())
+        kind = "quick" if folder.quick else "full"
+        lines.append(f"| `{name}` | {folder.users} users, {folder.days:g} d | {n} | " + " | ".join(cells)
+                     + f" | {kind}: `{folder.revision}` |")
+    return "\n".join(lines)
+
+
+def _band_cell_bound(bound: float | None, unit: str) -> str:
+    from sim.analysis.calibrate import fmt
+
+    return "" if bound is None else fmt(bound, unit)
+
+
 def results_markdown(found: dict[str, list[Folder]], cases: Iterable[tuple[str, str]] | None = None,
                      kept: Kept | None = None) -> str:
     """``docs/results.md``: the seed-case table, then every experiment's folders in full (and, with
@@ -371,6 +464,11 @@ def results_markdown(found: dict[str, list[Folder]], cases: Iterable[tuple[str, 
         f"{MIN_REPLICATES_FOR_CI} replicates. Column meanings: [results-schema.md](results-schema.md); "
         "each experiment's question and setup: [experiments.md](experiments.md).", "",
         "## Seed cases", "", seed_case_table(found, cases, kept), "",
+        f"## {BANDS_HEADING}", "",
+        "The calibration's published bands, judged in every seed-case world and the calibration world: "
+        "the median over the default content ranker's runs (every sweep point), the lowest and highest "
+        "run, and how many runs lie inside the band. A median outside its band is in bold.", "",
+        bands_table(found, [n for n, _ in cases] + ["calibration"], kept), "",
     ]
     if not order:
         parts += ["No results folders were present. Run an experiment (`make experiment NAME=trinidad "

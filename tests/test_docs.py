@@ -212,6 +212,15 @@ def test_generator_tables_a_results_folder(tiny_results: Path, monkeypatch: pyte
     assert results.count("| n = 2: no interval |") == 2 * (2 * 2)
     assert results.count("(n = 2: no interval)") == 2 * 2
     assert "| `account.seller.views` | content |" in results
+    # The band table: the content ranker's runs of the full folder against the calibration's bands.
+    runs = pq.read_table(root / "results" / "tiny" / "runs.parquet").to_pydict()
+    content = [i for i, r in enumerate(runs["ranker"]) if r == "content"]
+    watch = sorted(runs["mean_watch_fraction"][i] for i in content)
+    band_row = next(line for line in results.splitlines() if line.startswith("| `tiny` |"))
+    assert band_row.startswith(f"| `tiny` | 2,000 users, 0.05 d | {len(content)} | ")
+    assert docs._band_cell(watch, "share", 0.40, 0.50) in band_row
+    assert band_row.endswith(f"| full: `{manifest['git_revision'][:10]}` |")
+    assert "| `absent` | not run yet |" in results and "| `calibration` | not run yet |" in results
     experiments = (root / "docs" / "experiments.md").read_text()
     assert experiments.count("`results/tiny") == 2
     assert (root / "docs" / "results-schema.md").read_text() == docs.schema_markdown()
@@ -259,6 +268,14 @@ def test_generator_errors_name_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     (tmp_path / "README.md").write_text("<!-- generated:seed-cases -->\nno end marker\n")
     assert main(["docs"]) == 2
     assert "README.md: no <!-- generated:seed-cases -->" in capsys.readouterr().err
+
+
+def test_band_cell_gives_the_median_the_runs_range_and_the_runs_inside() -> None:
+    assert docs._band_cell([0.45, 0.47, 0.41], "share", 0.40, 0.50) == "45% (runs 41%–47%; 3/3 inside)"
+    # a median outside the band is in bold; runs inside are counted one by one
+    assert docs._band_cell([0.038, 0.039, 0.041], "percent", 0.04, 0.07) == "**3.90%** (runs 3.80%–4.10%; 1/3 inside)"
+    assert docs._band_cell([61.0], "min", 50.0, 100.0) == "61 min (1/1 inside)"
+    assert docs._band_cell([], "min", 50.0, 100.0) == "—"
 
 
 def test_number_formats() -> None:
