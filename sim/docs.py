@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from sim.analysis.claims import point_of
 from sim.recording import MEASURES, SCHEMAS
 
 #: The seed cases, in the order the README tables them: experiment name -> the case in a few words.
@@ -377,7 +378,8 @@ BAND_MEASURES: tuple[tuple[tuple[str, ...], str], ...] = (
 
 def band_values(folder: Folder) -> dict[str, list[float]]:
     """Each band measure's value in every run of ``folder``'s default content ranker (a ranker named
-    ``content``, not relabelled: a labelled variant sets its own coefficients), every sweep point."""
+    ``content``, not relabelled: a labelled variant sets its own coefficients) at the shared defaults:
+    the sweep's ``baseline_point``, else its first point (a sweep's other points are counterfactuals)."""
     try:
         manifest = json.loads((folder.path / "manifest.json").read_text())
         runs = pq.read_table(folder.path / "runs.parquet").to_pydict()
@@ -385,7 +387,9 @@ def band_values(folder: Folder) -> dict[str, list[float]]:
         raise DocsError(f"{folder.path}: cannot read manifest.json and runs.parquet: {exc}") from exc
     default = any(r.get("name") == "content" and (r.get("label") or "content") == "content"
                   for r in manifest.get("config", {}).get("rankers", []))
-    mine = [i for i, ranker in enumerate(runs.get("ranker", [])) if default and ranker == "content"]
+    point = max(int(manifest.get("config", {}).get("baseline_point", -1)), 0)
+    mine = [i for i, (run_id, ranker) in enumerate(zip(runs.get("run_id", []), runs.get("ranker", []), strict=True))
+            if default and ranker == "content" and point_of(str(run_id)) in (-1, point)]
     values: dict[str, list[float]] = {}
     for columns, aggregate in BAND_MEASURES:
         cells = [[runs[c][i] for c in columns] for i in mine] if all(c in runs for c in columns) else []
@@ -394,17 +398,30 @@ def band_values(folder: Folder) -> dict[str, list[float]]:
     return values
 
 
+def _band_number(value: float, unit: str) -> str:
+    """A band-table value, one decimal finer than the calibration table so that a value just outside
+    its band does not print as the bound: 49.7 min, 46.3%, 5.05%."""
+    from sim.analysis.calibrate import fmt
+
+    if unit == "min":
+        return f"{value:.1f} min"
+    if unit == "share":
+        return f"{value:.1%}"
+    return fmt(value, unit)
+
+
 def _band_cell(values: list[float], unit: str, lo: float | None, hi: float | None) -> str:
-    """"5.05% (runs 4.98%-5.12%; 2/2 inside)", the median in bold where it is outside the band."""
-    from sim.analysis.calibrate import fmt, inside
+    """"5.05% (runs 4.98%–5.12%; 2/2 inside)", the median in bold where it is outside the band."""
+    from sim.analysis.calibrate import inside
 
     if not values:
         return "—"
     x = sorted(values)
     median = float(np.median(x))
     held = sum(bool(inside(v, lo, hi)) for v in x)
-    shown = fmt(median, unit) if inside(median, lo, hi) is not False else f"**{fmt(median, unit)}**"
-    spread = f"runs {fmt(x[0], unit)}–{fmt(x[-1], unit)}; " if len(x) > 1 else ""
+    shown = _band_number(median, unit)
+    shown = shown if inside(median, lo, hi) is not False else f"**{shown}**"
+    spread = f"runs {_band_number(x[0], unit)}–{_band_number(x[-1], unit)}; " if len(x) > 1 else ""
     return f"{shown} ({spread}{held}/{len(x)} inside)"
 
 
@@ -418,7 +435,8 @@ def bands_table(found: dict[str, list[Folder]], names: Iterable[str], kept: Kept
     head = ["experiment", "world", "content runs"]
     for _, aggregate in BAND_MEASURES:
         unit, ref = REFERENCES[aggregate]
-        head.append(f"{aggregate} (band {_band_cell_bound(ref.lo, unit)}–{_band_cell_bound(ref.hi, unit)})")
+        band = "–".join("" if b is None else _band_number(b, unit) for b in (ref.lo, ref.hi))
+        head.append(f"{aggregate} (band {band})")
     lines = ["| " + " | ".join(head + ["from"]) + " |", "|" + " --- |" * (len(head) + 1)]
     for name in names:
         folders = found.get(name, [])
@@ -442,12 +460,6 @@ def bands_table(found: dict[str, list[Folder]], names: Iterable[str], kept: Kept
     return "\n".join(lines)
 
 
-def _band_cell_bound(bound: float | None, unit: str) -> str:
-    from sim.analysis.calibrate import fmt
-
-    return "" if bound is None else fmt(bound, unit)
-
-
 def results_markdown(found: dict[str, list[Folder]], cases: Iterable[tuple[str, str]] | None = None,
                      kept: Kept | None = None) -> str:
     """``docs/results.md``: the seed-case table, then every experiment's folders in full (and, with
@@ -466,8 +478,9 @@ def results_markdown(found: dict[str, list[Folder]], cases: Iterable[tuple[str, 
         "## Seed cases", "", seed_case_table(found, cases, kept), "",
         f"## {BANDS_HEADING}", "",
         "The calibration's published bands, judged in every seed-case world and the calibration world: "
-        "the median over the default content ranker's runs (every sweep point), the lowest and highest "
-        "run, and how many runs lie inside the band. A median outside its band is in bold.", "",
+        "the median over the default content ranker's runs at the shared defaults (a sweep's "
+        "`baseline_point`, else its first point), the lowest and highest run, and how many runs lie "
+        "inside the band. A median outside its band is in bold.", "",
         bands_table(found, [n for n, _ in cases] + ["calibration"], kept), "",
     ]
     if not order:
