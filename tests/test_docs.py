@@ -275,7 +275,8 @@ def test_band_cell_gives_the_median_the_runs_range_and_the_runs_inside() -> None
     # a median outside the band is in bold, at a precision that does not round it onto the bound;
     # runs inside are counted one by one
     assert docs._band_cell([0.038, 0.039, 0.041], "percent", 0.04, 0.07) == "**3.90%** (runs 3.80%–4.10%; 1/3 inside)"
-    assert docs._band_cell([49.7, 49.8, 50.2], "min", 50.0, 100.0) == "**49.8 min** (runs 49.7 min–50.2 min; 1/3 inside)"
+    assert docs._band_cell([49.7, 49.8, 50.2], "min", 50.0, 100.0) == \
+        "**49.8 min** (runs 49.7 min–50.2 min; 1/3 inside)"
     assert docs._band_cell([61.0], "min", 50.0, 100.0) == "61.0 min (1/1 inside)"
     assert docs._band_cell([], "min", 50.0, 100.0) == "—"
 
