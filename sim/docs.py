@@ -77,6 +77,12 @@ class Folder:
     summary: dict[str, list[Any]]
     description: str
     run_s: float | None = None  # the finished runs' wall-clock seconds, summed (each run in its own process)
+    changes: tuple[str, ...] = ()  # tracked files that differed from the revision when the batch started
+
+    @property
+    def code(self) -> str:
+        """The revision in backticks, "+ uncommitted changes" where the batch ran from an edited checkout."""
+        return f"`{self.revision}`" + (" + uncommitted changes" if self.changes else "")
 
 
 # --------------------------------------------------------------------------- reading
@@ -123,7 +129,7 @@ def read_folder(path: Path) -> Folder:
         revision=(manifest.get("git_revision") or "unknown")[:10], highlights=highlights,
         rankers=rankers or tuple(dict.fromkeys(summary.get("ranker", []))), summary=summary,
         description=str(config.get("description", "")),
-        run_s=_run_seconds(manifest),
+        run_s=_run_seconds(manifest), changes=tuple(manifest.get("git_changes") or ()),
     )
 
 
@@ -218,7 +224,9 @@ def describe(folder: Folder) -> str:
     plural = "" if folder.replicates == 1 else "s"
     wall = f", {folder.run_s / 60:.1f} min of run time in all" if folder.run_s is not None else ""
     return (f"`{folder.path.parent.name}/{folder.path.name}/` ({kind}): {folder.users} users, {folder.days:g} days, "
-            f"{folder.replicates} replicate{plural} per ranker, {folder.runs} runs{wall}, revision `{folder.revision}`")
+            f"{folder.replicates} replicate{plural} per ranker, {folder.runs} runs{wall}, revision `{folder.revision}`"
+            + (f" with uncommitted changes to {', '.join(f'`{path}`' for path in folder.changes)}"
+               if folder.changes else ""))
 
 
 def _command(folder: Folder) -> str:
@@ -361,7 +369,7 @@ def seed_case_table(found: dict[str, list[Folder]], cases: Iterable[tuple[str, s
         value = headline(folder, metric) if metric else "no highlights"
         kind = "quick" if folder.quick else "full"
         lines.append(f"| {case} | `{name}` | `{metric}` | {value} | {kind}: {folder.users} users, "
-                     f"{folder.days:g} d, {folder.replicates} rep., `{folder.revision}` |")
+                     f"{folder.days:g} d, {folder.replicates} rep., {folder.code} |")
     return "\n".join(lines)
 
 
@@ -456,7 +464,7 @@ def bands_table(found: dict[str, list[Folder]], names: Iterable[str], kept: Kept
         n = max(len(v) for v in values.values())
         kind = "quick" if folder.quick else "full"
         lines.append(f"| `{name}` | {folder.users} users, {folder.days:g} d | {n} | " + " | ".join(cells)
-                     + f" | {kind}: `{folder.revision}` |")
+                     + f" | {kind}: {folder.code} |")
     return "\n".join(lines)
 
 
@@ -574,7 +582,8 @@ def schema_markdown() -> str:
         "are `<table>.parquet` in `results/<name>/` (combined over runs) and in each `runs/<run_id>/`; "
         "impressions are partitioned as `impressions/run_id=<run_id>/`.", "",
         "| file | holds |", "| --- | --- |",
-        "| `manifest.json` | the configuration as resolved, overrides, seeds, package versions, git revision, "
+        "| `manifest.json` | the configuration as resolved, overrides, seeds, package versions, git revision "
+        "(`git_revision`) and the tracked files that differed from it (`git_changes`), "
         "finished runs, `jobs`, `wall_s`, `impressions_per_s` (wall-clock figures live only here) |",
         "| `runs.parquet` ... `impressions/` | the tables below, one row per what the section names |",
         "| `summary.parquet` | per ranker (and sweep point) and metric: mean, 95% interval, median, paired "

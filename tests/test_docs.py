@@ -254,6 +254,14 @@ def test_keep_absent_keeps_what_the_docs_said_of_folders_not_here(tiny_results: 
     assert "`results/tiny/` (full): 2,000 users, 0.05 days, 2 replicates per ranker, 3 runs" in rendered
     assert "`results/tiny-quick/` (quick): 2,000 users, 0.05 days, 2 replicates per ranker, 4 runs" in rendered
     assert "| never run | `absent` | not run yet |" in rendered
+    # A folder run from an edited checkout says so wherever its revision is shown.
+    edited = tmp_path / "edited"
+    shutil.copytree(tiny_results / "results" / "tiny", edited / "tiny")
+    manifest = edited / "tiny" / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "git_changes": ["experiments/tiny.toml"]}))
+    page = docs.render(root, edited)[root / "docs" / "results.md"]
+    assert "revision `" in page and "` with uncommitted changes to `experiments/tiny.toml`" in page
+    assert page.count("+ uncommitted changes |") == 2  # the seed-case row and the band row
     # A section is full or quick by its label, whatever its folder and experiment are called.
     texts = docs.folder_texts("`out/bar-quick/` (full): a\n\n| x |\n\n`out/bar-quick-quick/` (quick): b\n")
     assert texts == {False: "`out/bar-quick/` (full): a\n\n| x |", True: "`out/bar-quick-quick/` (quick): b"}

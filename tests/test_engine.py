@@ -533,6 +533,38 @@ def test_force_starts_over_a_folder_of_another_revision_and_resumes_one_of_this(
     assert json.loads((out / "manifest.json").read_text())["git_revision"] == "b" * 40
 
 
+def test_a_batch_from_an_edited_checkout_records_its_changed_files(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``git_changes`` lists the tracked files that differ from the commit (not untracked ones), and
+    the manifest keeps them beside ``git_revision``."""
+    import json
+    import shutil
+    import subprocess
+
+    import sim.batch.runner as runner
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    for name in ("a.toml", "b.py"):
+        (repo / name).write_text("x = 1\n")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "c"], cwd=repo, check=True)
+    assert runner.git_changes(repo) == []
+    (repo / "b.py").write_text("x = 2\n")
+    (repo / "results.txt").write_text("untracked\n")
+    assert runner.git_changes(repo) == ["b.py"]
+    assert runner.git_changes(tmp_path / "missing") is None
+
+    monkeypatch.setattr(runner, "git_changes", lambda: ["experiments/x.toml"])
+    exp = make_experiment({"world": {"users": 500}, "horizon_days": 0.05, "warmup_hours": 0.5})
+    out = tmp_path / "out"
+    Runner(exp, out, jobs=1, progress=lambda line: None).run(plan(points(exp))[:1])
+    assert json.loads((out / "manifest.json").read_text())["git_changes"] == ["experiments/x.toml"]
+
+
 def test_more_replicates_keep_the_finished_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Raising ``replicates`` adds runs to a results folder and leaves the finished ones; the
     tables equal a fresh batch's."""

@@ -162,7 +162,7 @@ class Runner:
                 "config": to_dict(self.exp), "overrides": self.overrides, "seed": self.exp.seed,
                 "command": self.command, "quick": self.quick,
                 "sweep_points": [p.params for p in self.points], "versions": _versions(),
-                "git_revision": git_revision(), "runs": {}}
+                "git_revision": git_revision(), "git_changes": git_changes(), "runs": {}}
 
     def _finished_runs(self, keys: list[RunKey], manifest: dict[str, Any]) -> list[RunKey]:
         """The runs of ``keys`` already finished here for this configuration and intact; a run
@@ -340,6 +340,22 @@ def git_revision() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def git_changes(checkout: Path | None = None) -> list[str] | None:
+    """The tracked files of the checkout (``checkout``, by default the one this runs from) that
+    differ from its commit, as paths from its root: a batch run from an edited checkout is not the
+    commit its manifest names, and says so.  Untracked files (results, a ``.venv``) are left out.
+    ``None`` outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                             text=True, timeout=10, cwd=checkout or Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    # "XY path" or "XY old -> new" (a rename): the path as it is now
+    return sorted(line[3:].split(" -> ")[-1].strip('"') for line in out.stdout.splitlines() if len(line) > 3)
 
 
 def _versions() -> dict[str, str]:

@@ -64,7 +64,7 @@ def markdown(manifest: dict[str, Any], tables: dict[str, pa.Table], ctx: Context
 
     lines += _reproduce(manifest, ctx, out_dir)
     if manifest.get("git_revision"):
-        lines += [f"Code revision: `{manifest['git_revision']}`.", ""]
+        lines += [f"Code revision: `{manifest['git_revision']}`{_changes(manifest)}.", ""]
     lines += ["---", "", f"*feedsim · experiment '{name}' · {ctx.scale()} · seed {ctx.seed}*", ""]
     return "\n".join(lines)
 
@@ -174,8 +174,14 @@ def _setup_rows(manifest: dict[str, Any], ctx: Context, runs: pa.Table) -> list[
     if compute:
         rows.append(["Compute", ", ".join(compute)])
     if manifest.get("git_revision"):
-        rows.append(["Git revision", f"`{manifest['git_revision']}`"])
+        rows.append(["Git revision", f"`{manifest['git_revision']}`{_changes(manifest)}"])
     return rows
+
+
+def _changes(manifest: dict[str, Any]) -> str:
+    """", with uncommitted changes to a.toml, b.py" where the batch ran from an edited checkout."""
+    changed = manifest.get("git_changes") or []
+    return f", with uncommitted changes to {', '.join(f'`{path}`' for path in changed)}" if changed else ""
 
 
 def _ranker_text(ranker: dict[str, Any], baseline: str) -> str:
