@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from sim.analysis.claims import point_of
 from sim.recording import MEASURES, SCHEMAS
 
 #: The seed cases, in the order the README tables them: experiment name -> the case in a few words.
@@ -78,6 +77,7 @@ class Folder:
     description: str
     run_s: float | None = None  # the finished runs' wall-clock seconds, summed (each run in its own process)
     changes: tuple[str, ...] = ()  # tracked files that differed from the revision when the batch started
+    config: dict[str, Any] = field(default_factory=dict)  # the configuration as resolved (manifest.json)
 
     @property
     def code(self) -> str:
@@ -129,7 +129,7 @@ def read_folder(path: Path) -> Folder:
         revision=(manifest.get("git_revision") or "unknown")[:10], highlights=highlights,
         rankers=rankers or tuple(dict.fromkeys(summary.get("ranker", []))), summary=summary,
         description=str(config.get("description", "")),
-        run_s=_run_seconds(manifest), changes=tuple(manifest.get("git_changes") or ()),
+        run_s=_run_seconds(manifest), changes=tuple(manifest.get("git_changes") or ()), config=config,
     )
 
 
@@ -225,8 +225,21 @@ def describe(folder: Folder) -> str:
     wall = f", {folder.run_s / 60:.1f} min of run time in all" if folder.run_s is not None else ""
     return (f"`{folder.path.parent.name}/{folder.path.name}/` ({kind}): {folder.users} users, {folder.days:g} days, "
             f"{folder.replicates} replicate{plural} per ranker, {folder.runs} runs{wall}, revision `{folder.revision}`"
-            + (f" with uncommitted changes to {', '.join(f'`{path}`' for path in folder.changes)}"
-               if folder.changes else ""))
+            + changes_text(folder.changes))
+
+
+def changes_text(changes: Iterable[str], shown: int = 5) -> str:
+    """" with uncommitted changes to `a.toml`, `b.py`" (the first ``shown`` files, then how many
+    more), "" for none: what a batch run from an edited checkout says beside its revision.
+
+    >>> changes_text(["a.toml"]), changes_text([]), changes_text(["a", "b", "c"], shown=2)
+    (' with uncommitted changes to `a.toml`', '', ' with uncommitted changes to `a`, `b` and 1 more')
+    """
+    changes = list(changes)
+    if not changes:
+        return ""
+    more = f" and {len(changes) - shown} more" if len(changes) > shown else ""
+    return " with uncommitted changes to " + ", ".join(f"`{path}`" for path in changes[:shown]) + more
 
 
 def _command(folder: Folder) -> str:
@@ -345,6 +358,13 @@ def _sections(found: dict[str, list[Folder]], kept: Kept, name: str) -> list[str
     return [merged[quick] for quick in (False, True) if quick in merged]
 
 
+def _keeps(row: str | None, folders: list[Folder]) -> bool:
+    """Whether a kept table row stands for an experiment: while no full folder of it is here,
+    unless the row is a quick run's and a quick folder is here (then that folder is tabled)."""
+    full_here = any(not f.quick for f in folders)
+    return row is not None and not full_here and (not folders or "| full:" in row)
+
+
 def seed_case_table(found: dict[str, list[Folder]], cases: Iterable[tuple[str, str]] | None = None,
                     kept: Kept | None = None) -> str:
     """The README's table: one row per seed case, its first highlight's median per ranker (a kept
@@ -356,9 +376,8 @@ def seed_case_table(found: dict[str, list[Folder]], cases: Iterable[tuple[str, s
     for name, case in cases:
         folders = found.get(name, [])
         row = kept.rows.get(name)
-        full_here = any(not f.quick for f in folders)
-        # A kept row stands while no full folder is here, unless it is a quick row and a quick one is.
-        if row is not None and not full_here and (not folders or "| full:" in row):
+        if _keeps(row, folders):
+            assert row is not None
             lines.append(f"| {case} |" + row.split("|", 2)[2])  # the case's words as they are now
             continue
         if not folders:
@@ -375,40 +394,36 @@ def seed_case_table(found: dict[str, list[Folder]], cases: Iterable[tuple[str, s
 
 #: The heading of ``docs/results.md``'s table of the content ranker against the published bands, world by world.
 BANDS_HEADING = "The content ranker in every world"
-#: Its measures: the ``runs.parquet`` columns summed into one value per run, and the calibration aggregate
-#: (:data:`sim.analysis.calibrate.REFERENCES`) whose band judges it.
-BAND_MEASURES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("mean_watch_fraction",), "mean watch fraction"),
-    (("like_rate", "comment_rate", "share_rate"), "likes + comments + shares per view"),
-    (("mean_daily_watch_min",), "mean daily watch time (user-days with a session)"),
-)
+#: Its measures: aggregates of :data:`sim.analysis.calibrate.RUN_COLUMNS`, judged by their calibration bands.
+BAND_MEASURES = ("mean watch fraction", "likes + comments + shares per view",
+                 "mean daily watch time (user-days with a session)")
 
 
-def band_values(folder: Folder) -> dict[str, list[float]]:
-    """Each band measure's value in every run of ``folder``'s default content ranker (a ranker named
-    ``content``, not relabelled: a labelled variant sets its own coefficients) at the shared defaults:
-    the sweep's ``baseline_point``, else its first point (a sweep's other points are counterfactuals)."""
+def band_values(folder: Folder) -> tuple[int, dict[str, list[float]]]:
+    """The runs of ``folder``'s default content ranker (a ranker named ``content`` and not relabelled:
+    a labelled variant sets its own coefficients) at the sweep's reference point (``baseline_point``,
+    else point 0: the files put the shared defaults there), and each band measure's finite values
+    over them."""
+    from sim.analysis.calibrate import run_value
+    from sim.report.selection import reference_point
+
     try:
-        manifest = json.loads((folder.path / "manifest.json").read_text())
-        runs = pq.read_table(folder.path / "runs.parquet").to_pydict()
+        runs = pq.read_table(folder.path / "runs.parquet")
     except (OSError, ValueError) as exc:
-        raise DocsError(f"{folder.path}: cannot read manifest.json and runs.parquet: {exc}") from exc
+        raise DocsError(f"{folder.path}: cannot read runs.parquet: {exc}") from exc
     default = any(r.get("name") == "content" and (r.get("label") or "content") == "content"
-                  for r in manifest.get("config", {}).get("rankers", []))
-    point = max(int(manifest.get("config", {}).get("baseline_point", -1)), 0)
-    mine = [i for i, (run_id, ranker) in enumerate(zip(runs.get("run_id", []), runs.get("ranker", []), strict=True))
-            if default and ranker == "content" and point_of(str(run_id)) in (-1, point)]
-    values: dict[str, list[float]] = {}
-    for columns, aggregate in BAND_MEASURES:
-        cells = [[runs[c][i] for c in columns] for i in mine] if all(c in runs for c in columns) else []
-        sums = [float(sum(cell)) for cell in cells if None not in cell]
-        values[aggregate] = [v for v in sums if math.isfinite(v)]
-    return values
+                  for r in folder.config.get("rankers", []))
+    point = reference_point(runs, folder.config)
+    rows = [row for row in runs.to_pylist() if default and row.get("ranker") == "content"
+            and (point is None or row.get("run_id") in point[0])]
+    values = {aggregate: [v for v in (run_value(row, aggregate) for row in rows) if v is not None and math.isfinite(v)]
+              for aggregate in BAND_MEASURES}
+    return len(rows), values
 
 
 def _band_number(value: float, unit: str) -> str:
-    """A band-table value, one decimal finer than the calibration table so that a value just outside
-    its band does not print as the bound: 49.7 min, 46.3%, 5.05%."""
+    """A band-table value: minutes and shares one decimal finer than the calibration table (49.7 min,
+    46.3%), so that a value just outside its band seldom prints as the bound; the rest as there (5.05%)."""
     from sim.analysis.calibrate import fmt
 
     if unit == "min":
@@ -441,30 +456,32 @@ def bands_table(found: dict[str, list[Folder]], names: Iterable[str], kept: Kept
 
     kept = Kept.none() if kept is None else kept
     head = ["experiment", "world", "content runs"]
-    for _, aggregate in BAND_MEASURES:
+    for aggregate in BAND_MEASURES:
         unit, ref = REFERENCES[aggregate]
         band = "–".join("" if b is None else _band_number(b, unit) for b in (ref.lo, ref.hi))
         head.append(f"{aggregate} (band {band})")
     lines = ["| " + " | ".join(head + ["from"]) + " |", "|" + " --- |" * (len(head) + 1)]
+    blank = " |" * (len(head) - 2)
     for name in names:
         folders = found.get(name, [])
         row = kept.bands.get(name)
-        if row is not None and not any(not f.quick for f in folders) and (not folders or "| full:" in row):
+        if _keeps(row, folders):
+            assert row is not None
             lines.append(row)
             continue
         if not folders:
-            lines.append(f"| `{name}` | not run yet |" + " |" * (len(head) - 1))
+            lines.append(f"| `{name}` | not run yet |" + blank + " |")
             continue
-        folder = folders[0]
-        values = band_values(folder)
-        cells = []
-        for _, aggregate in BAND_MEASURES:
-            unit, ref = REFERENCES[aggregate]
-            cells.append(_band_cell(values[aggregate], unit, ref.lo, ref.hi))
-        n = max(len(v) for v in values.values())
-        kind = "quick" if folder.quick else "full"
+        folder = folders[0]  # the full run where there is one
+        where = f"{'quick' if folder.quick else 'full'}: {folder.code}"
+        n, values = band_values(folder)
+        if not n:
+            lines.append(f"| `{name}` | no default content ranker |" + blank + f" {where} |")
+            continue
+        cells = [_band_cell(values[a], REFERENCES[a][0], REFERENCES[a][1].lo, REFERENCES[a][1].hi)
+                 for a in BAND_MEASURES]
         lines.append(f"| `{name}` | {folder.users} users, {folder.days:g} d | {n} | " + " | ".join(cells)
-                     + f" | {kind}: {folder.code} |")
+                     + f" | {where} |")
     return "\n".join(lines)
 
 

@@ -278,6 +278,45 @@ def test_generator_errors_name_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert "README.md: no <!-- generated:seed-cases -->" in capsys.readouterr().err
 
 
+def _band_folder(path: Path, rankers: list[dict[str, str]], runs: dict[str, list[object]]) -> docs.Folder:
+    """A results folder with only what the band table reads: manifest, an empty summary, runs."""
+    import pyarrow as pa
+
+    path.mkdir(parents=True)
+    config = {"rankers": rankers, "baseline_point": 1, "world": {"users": 1000}, "horizon_days": 2.0,
+              "replicates": 2}
+    (path / "manifest.json").write_text(json.dumps({"experiment": path.name, "config": config,
+                                                    "git_revision": "f" * 40}))
+    pq.write_table(pa.table({"ranker": pa.array([], pa.string()), "metric": pa.array([], pa.string())}),
+                   path / "summary.parquet")
+    pq.write_table(pa.table(runs), path / "runs.parquet")
+    return docs.read_folder(path)
+
+
+def test_band_table_reads_the_default_content_ranker_at_the_reference_point(tmp_path: Path) -> None:
+    rates = {"like_rate": [0.04, 0.04, 0.05, 0.2, 0.01], "comment_rate": [0.005, 0.005, None, 0.02, 0.0],
+             "share_rate": [0.003, 0.003, 0.003, 0.01, 0.0]}
+    runs = {"run_id": ["content-p0-r0", "content-p1-r0", "content-p1-r1", "wide-p1-r0", "follower-p1-r0"],
+            "ranker": ["content", "content", "content", "wide", "follower"], "sweep_x": [0.0, 1.0, 1.0, 1.0, 1.0],
+            "mean_watch_fraction": [0.9, 0.45, 0.47, 0.1, 0.44], "mean_daily_watch_min": [10.0, 61.0, 49.0, 5.0, 9.0],
+            **rates}
+    folder = _band_folder(tmp_path / "x", [{"name": "content"}, {"name": "content", "label": "wide"},
+                                           {"name": "follower"}], runs)
+    n, values = docs.band_values(folder)
+    # point 1 (the file's baseline_point), the ranker named and labelled "content" only
+    assert n == 2
+    assert values["mean watch fraction"] == [0.45, 0.47]
+    assert values["likes + comments + shares per view"] == [0.04 + 0.005 + 0.003]  # a run without comments: none
+    assert values["mean daily watch time (user-days with a session)"] == [61.0, 49.0]
+    table = docs.bands_table({"x": [folder]}, ["x", "y"]).splitlines()
+    assert table[2] == ("| `x` | 1,000 users, 2 d | 2 | 46.0% (runs 45.0%–47.0%; 2/2 inside) | 4.80% (1/1 inside) | "
+                        "55.0 min (runs 49.0 min–61.0 min; 1/2 inside) | full: `ffffffffff` |")
+    assert table[3] == "| `y` | not run yet | | | | | |"
+    relabelled = _band_folder(tmp_path / "z", [{"name": "content", "label": "wide"}], runs)
+    assert docs.bands_table({"z": [relabelled]}, ["z"]).splitlines()[2] == \
+        "| `z` | no default content ranker | | | | | full: `ffffffffff` |"
+
+
 def test_band_cell_gives_the_median_the_runs_range_and_the_runs_inside() -> None:
     assert docs._band_cell([0.45, 0.47, 0.41], "share", 0.40, 0.50) == "45.0% (runs 41.0%–47.0%; 3/3 inside)"
     # a median outside the band is in bold, at a precision that does not round it onto the bound;

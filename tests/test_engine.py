@@ -533,10 +533,9 @@ def test_force_starts_over_a_folder_of_another_revision_and_resumes_one_of_this(
     assert json.loads((out / "manifest.json").read_text())["git_revision"] == "b" * 40
 
 
-def test_a_batch_from_an_edited_checkout_records_its_changed_files(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """``git_changes`` lists the tracked files that differ from the commit (not untracked ones), and
-    the manifest keeps them beside ``git_revision``."""
-    import json
+def test_git_changes_lists_the_tracked_files_that_differ_from_the_commit(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``git_changes``: changed and staged tracked files by their current path (a rename by its new
+    name, a non-ASCII name as it is), untracked files left out; None outside a checkout or without git."""
     import shutil
     import subprocess
 
@@ -544,10 +543,12 @@ def test_a_batch_from_an_edited_checkout_records_its_changed_files(tmp_path, mon
 
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
+    for name in ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE"):  # e.g. set by a hook running the tests
+        monkeypatch.delenv(name, raising=False)
     repo = tmp_path / "repo"
     repo.mkdir()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
-    for name in ("a.toml", "b.py"):
+    for name in ("a.toml", "b.py", "c.py"):
         (repo / name).write_text("x = 1\n")
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     subprocess.run([*git, "add", "."], cwd=repo, check=True)
@@ -556,13 +557,50 @@ def test_a_batch_from_an_edited_checkout_records_its_changed_files(tmp_path, mon
     (repo / "b.py").write_text("x = 2\n")
     (repo / "results.txt").write_text("untracked\n")
     assert runner.git_changes(repo) == ["b.py"]
+    subprocess.run([*git, "mv", "c.py", "new -> é.py"], cwd=repo, check=True)  # staged rename, odd name
+    assert runner.git_changes(repo) == ["b.py", "new -> é.py"]
     assert runner.git_changes(tmp_path / "missing") is None
 
-    monkeypatch.setattr(runner, "git_changes", lambda: ["experiments/x.toml"])
+    def no_git(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(runner.subprocess, "run", no_git)
+    assert runner.git_changes(repo) is None
+
+
+def test_the_manifest_records_uncommitted_changes_and_a_resume_with_others_says_so(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The manifest keeps ``git_changes`` beside ``git_revision``; a folder resumed from a checkout
+    with other uncommitted changes warns and lists both, and ``--force`` starts it over."""
+    import json
+
+    import sim.batch.runner as runner
+
     exp = make_experiment({"world": {"users": 500}, "horizon_days": 0.05, "warmup_hours": 0.5})
+    keys = plan(points(exp))
     out = tmp_path / "out"
-    Runner(exp, out, jobs=1, progress=lambda line: None).run(plan(points(exp))[:1])
+    monkeypatch.setattr(runner, "git_revision", lambda: "a" * 40)
+    monkeypatch.setattr(runner, "git_changes", lambda: ["experiments/x.toml"])
+    Runner(exp, out, jobs=1, progress=lambda line: None).run(keys[:1])
     assert json.loads((out / "manifest.json").read_text())["git_changes"] == ["experiments/x.toml"]
+    first = out / "runs" / keys[0].run_id(points(exp)) / "posts.parquet"
+    written = first.stat().st_mtime_ns
+
+    lines: list[str] = []
+    Runner(exp, out, jobs=1, progress=lines.append).run(keys[:1])  # the same changes: resumed quietly
+    assert not any("uncommitted" in line for line in lines)
+    monkeypatch.setattr(runner, "git_changes", lambda: ["sim/model/behavior.py"])
+    Runner(exp, out, jobs=1, progress=lines.append).run(keys[:1])  # other changes: kept, with a warning
+    assert first.stat().st_mtime_ns == written
+    assert any("was started with uncommitted changes to experiments/x.toml, this checkout has them to "
+               "sim/model/behavior.py" in line and "--force" in line for line in lines)
+    assert json.loads((out / "manifest.json").read_text())["git_changes"] == ["experiments/x.toml",
+                                                                               "sim/model/behavior.py"]
+    monkeypatch.setattr(runner, "git_changes", lambda: [])
+    lines.clear()
+    Runner(exp, out, jobs=1, force=True, progress=lines.append).run(keys[:1])  # --force: started over
+    assert f"--force: removed the results feedsim wrote in {out} (other uncommitted changes to the checkout)" in lines
+    assert first.stat().st_mtime_ns != written
+    assert json.loads((out / "manifest.json").read_text())["git_changes"] == []
 
 
 def test_more_replicates_keep_the_finished_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -38,6 +38,36 @@ SHAPE_COLUMNS = {
     "share of a post's views in its first 24 h": "first_day_view_share",
 }
 
+#: The aggregates read straight from ``runs.parquet``: each is the sum of these columns of a run's row.
+RUN_COLUMNS: dict[str, tuple[str, ...]] = {
+    "median daily watch time (user-days with a session)": ("median_daily_watch_min",),
+    "mean daily watch time (user-days with a session)": ("mean_daily_watch_min",),
+    "mean watch fraction": ("mean_watch_fraction",),
+    "likes + comments + shares per view": ("like_rate", "comment_rate", "share_rate"),
+    "likes per view": ("like_rate",),
+    "shares per view": ("share_rate",),
+    "views from followed accounts": ("following_share",),
+    "views Gini over posts": ("views_gini",),
+    **{name: (column,) for name, column in SHAPE_COLUMNS.items()},
+    "posts never reshared": ("never_reshared_share",),
+    "posts by the most active quarter of posters": ("top_quarter_creator_post_share",),
+}
+
+
+def run_value(row: dict[str, Any], aggregate: str) -> float | None:
+    """An aggregate of :data:`RUN_COLUMNS` from one ``runs.parquet`` row (None where a column is
+    missing or empty, as in a folder written before it existed).
+
+    >>> run_value({"like_rate": 0.5, "comment_rate": 0.25, "share_rate": 0.125}, "likes + comments + shares per view")
+    0.875
+    >>> run_value({"like_rate": 0.5}, "likes + comments + shares per view") is None
+    True
+    """
+    cells = [row.get(column) for column in RUN_COLUMNS[aggregate]]
+    if any(c is None for c in cells):
+        return None
+    return float(sum(float(c) for c in cells if c is not None))
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -302,23 +332,14 @@ def run_aggregates(out: Path) -> dict[str, dict[str, Any]]:
                       for k in promo_columns[1:]}
         result[rid] = {
             "ranker": row["ranker"], "replicate": row["replicate"],
-            "median daily watch time (user-days with a session)": row["median_daily_watch_min"],
-            "mean daily watch time (user-days with a session)": row["mean_daily_watch_min"],
-            "mean watch fraction": row["mean_watch_fraction"],
-            "likes + comments + shares per view": row["like_rate"] + row["comment_rate"] + row["share_rate"],
-            "likes per view": row["like_rate"], "shares per view": row["share_rate"],
-            "views from followed accounts": row["following_share"],
-            "views Gini over posts": row["views_gini"],
-            **{name: row.get(column) for name, column in SHAPE_COLUMNS.items()},
+            **{name: run_value(row, name) for name in RUN_COLUMNS},
             "views to the top 5% of posts": metrics.top_share(posts["views"], 0.05),
             "posts that carry a sound": float(sound_carriers[mine].mean()) if mine.any() else None,
             "creations on the top 10% of reused sounds": metrics.top_share(creations[creations > 0], 0.10),
             "views on the most-viewed sound's posts": (float(sound_views.max() / posts["views"].sum())
                                                        if len(sound_views) and posts["views"].sum() else None),
-            "posts never reshared": row["never_reshared_share"],
             # Pew's definition: the most active quarter of all users, posters or not.
             "posts by the most active quarter of users": metrics.top_share(per_user, 0.25),
-            "posts by the most active quarter of posters": row["top_quarter_creator_post_share"],
             "hours for a typical post to reach half its views": _half_life(posts, sampled.get(rid), horizon_s),
             **_ladder(promotions),
         }  # fmt: skip

@@ -129,18 +129,26 @@ class Runner:
     def _prepare(self) -> dict[str, Any]:
         """Under the lock: replace (``force``) or resume the folder; the manifest to go on with."""
         old = read_manifest(self.out)
-        # A folder started at another revision resumes (with a warning) unless --force replaces it.
+        # A folder started at another revision, or with other uncommitted changes to the checkout,
+        # resumes (with a warning) unless --force replaces it.
         revision, started = git_revision() or "", str((old or {}).get("git_revision") or "")
         other_revision = bool(started and revision and started != revision)
+        changes, started_changes = git_changes() or [], list((old or {}).get("git_changes") or [])
+        other_changes = old is not None and not other_revision and changes != started_changes
         other_config = old is not None and old.get("config_hash") != self.digest
         if old is not None and other_config and not self.force:
             raise RunnerError(
                 f"{self.out}: holds results of a different configuration "
                 f"(hash {old.get('config_hash')} vs {self.digest}); use --force to replace them, "
                 f"or --out to write elsewhere")
-        if old is not None and self.force and (other_config or other_revision):
+        if old is not None and self.force and (other_config or other_revision or other_changes):
             kept = clear(self.out)
-            why = "another configuration" if other_config else f"revision {started[:10]}; this is {revision[:10]}"
+            if other_config:
+                why = "another configuration"
+            elif other_revision:
+                why = f"revision {started[:10]}; this is {revision[:10]}"
+            else:
+                why = "other uncommitted changes to the checkout"
             self.progress(f"--force: removed the results feedsim wrote in {self.out} ({why})"
                           + (f"; kept what it did not write: {', '.join(kept)}" if kept else ""))
             old = None
@@ -150,6 +158,11 @@ class Runner:
                           + (", ..." if len(stale) > 4 else ""))
         (self.out / "runs").mkdir(exist_ok=True)
         if old is not None:
+            if other_changes:
+                self.progress(f"warning: {self.out} was started with uncommitted changes to "
+                              f"{_listed(started_changes)}, this checkout has them to {_listed(changes)}: "
+                              "finished runs are kept and the manifest lists both (to rerun them all: --force)")
+                old["git_changes"] = sorted(set(started_changes) | set(changes))
             if other_revision:
                 self.progress(f"warning: {self.out} was started at revision {started[:10]}, this "
                               f"is {revision[:10]}: finished runs are kept, and a model change in between "
@@ -346,16 +359,32 @@ def git_changes(checkout: Path | None = None) -> list[str] | None:
     """The tracked files of the checkout (``checkout``, by default the one this runs from) that
     differ from its commit, as paths from its root: a batch run from an edited checkout is not the
     commit its manifest names, and says so.  Untracked files (results, a ``.venv``) are left out.
-    ``None`` outside a git checkout."""
+    ``None`` outside a git checkout or without git."""
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                             text=True, timeout=10, cwd=checkout or Path(__file__).resolve().parent)
+        # -z: paths as they are (no quoting), a rename as "XY new\0old\0"; no optional index lock
+        # while a user commits during a batch.
+        out = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "-z", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10,
+                             cwd=checkout or Path(__file__).resolve().parent)
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:
         return None
-    # "XY path" or "XY old -> new" (a rename): the path as it is now
-    return sorted(line[3:].split(" -> ")[-1].strip('"') for line in out.stdout.splitlines() if len(line) > 3)
+    fields, paths = out.stdout.split("\0"), []
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        if len(entry) > 3:
+            paths.append(entry[3:])
+            if "R" in entry[:2] or "C" in entry[:2]:
+                i += 1  # the old path of a rename or copy
+        i += 1
+    return sorted(paths)
+
+
+def _listed(paths: list[str], shown: int = 3) -> str:
+    """"a, b, c, ..." or "no files"."""
+    return ", ".join(paths[:shown]) + (", ..." if len(paths) > shown else "") if paths else "no files"
 
 
 def _versions() -> dict[str, str]:

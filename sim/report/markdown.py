@@ -179,9 +179,10 @@ def _setup_rows(manifest: dict[str, Any], ctx: Context, runs: pa.Table) -> list[
 
 
 def _changes(manifest: dict[str, Any]) -> str:
-    """", with uncommitted changes to a.toml, b.py" where the batch ran from an edited checkout."""
-    changed = manifest.get("git_changes") or []
-    return f", with uncommitted changes to {', '.join(f'`{path}`' for path in changed)}" if changed else ""
+    """" with uncommitted changes to `a.toml`" where the batch ran from an edited checkout."""
+    from sim.docs import changes_text
+
+    return changes_text(manifest.get("git_changes") or [])
 
 
 def _ranker_text(ranker: dict[str, Any], baseline: str) -> str:
