@@ -196,10 +196,13 @@ def test_generator_tables_a_results_folder(tiny_results: Path, monkeypatch: pyte
     assert main(["docs"]) == 0
     assert main(["docs", "--check"]) == 0  # the same folders give the same text
     readme = (root / "README.md").read_text()
+    # the revision, and "+ uncommitted changes" when these tests run from an edited checkout
+    code = docs.read_folder(root / "results" / "tiny").code
+    assert code.startswith(f"`{manifest['git_revision'][:10]}`")
     content, follower = median("content", "focal_views"), median("follower", "focal_views")
     row = (f"| a tiny case | `tiny` | `focal_views` | content {docs.number('focal_views', content)} · follower "
            f"{docs.number('focal_views', follower)} | full: 2,000 users, 0.05 d, 2 rep., "
-           f"`{manifest['git_revision'][:10]}` |")
+           f"{code} |")
     assert row in readme.splitlines()
     assert "| never run | `absent` | not run yet |" in readme
     assert "old" not in readme and readme.endswith("<!-- /generated:seed-cases -->\nend\n")
@@ -219,7 +222,7 @@ def test_generator_tables_a_results_folder(tiny_results: Path, monkeypatch: pyte
     band_row = next(line for line in results.splitlines() if line.startswith("| `tiny` |"))
     assert band_row.startswith(f"| `tiny` | 2,000 users, 0.05 d | {len(content)} | ")
     assert docs._band_cell(watch, "share", 0.40, 0.50) in band_row
-    assert band_row.endswith(f"| full: `{manifest['git_revision'][:10]}` |")
+    assert band_row.endswith(f"| full: {code} |")
     assert "| `absent` | not run yet |" in results and "| `calibration` | not run yet |" in results
     experiments = (root / "docs" / "experiments.md").read_text()
     assert experiments.count("`results/tiny") == 2
