@@ -30,15 +30,8 @@ from sim.config import DAY
 RANKERS = ("content", "follower")
 #: Posts at least this old at the horizon enter the time-to-half-views estimate.
 MIN_AGE_H = 24.0
-#: Shape rows -> their runs.parquet columns (sim.analysis.metrics.view_shape).
-SHAPE_COLUMNS = {
-    "median ÷ mean views per post": "views_median_over_mean",
-    "mean views of the bottom 95% of posts": "views_bottom95_mean",
-    "tail exponent of views (Hill, top 5% of posts)": "views_tail_hill",
-    "share of a post's views in its first 24 h": "first_day_view_share",
-}
-
-#: The aggregates read straight from ``runs.parquet``: each is the sum of these columns of a run's row.
+#: The aggregates read straight from ``runs.parquet``: each is the sum of these columns of a run's row
+#: (the shape rows are sim.analysis.metrics.view_shape's columns).
 RUN_COLUMNS: dict[str, tuple[str, ...]] = {
     "median daily watch time (user-days with a session)": ("median_daily_watch_min",),
     "mean daily watch time (user-days with a session)": ("mean_daily_watch_min",),
@@ -48,7 +41,10 @@ RUN_COLUMNS: dict[str, tuple[str, ...]] = {
     "shares per view": ("share_rate",),
     "views from followed accounts": ("following_share",),
     "views Gini over posts": ("views_gini",),
-    **{name: (column,) for name, column in SHAPE_COLUMNS.items()},
+    "median ÷ mean views per post": ("views_median_over_mean",),
+    "mean views of the bottom 95% of posts": ("views_bottom95_mean",),
+    "tail exponent of views (Hill, top 5% of posts)": ("views_tail_hill",),
+    "share of a post's views in its first 24 h": ("first_day_view_share",),
     "posts never reshared": ("never_reshared_share",),
     "posts by the most active quarter of posters": ("top_quarter_creator_post_share",),
 }

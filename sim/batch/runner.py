@@ -133,7 +133,8 @@ class Runner:
         # resumes (with a warning) unless --force replaces it.
         revision, started = git_revision() or "", str((old or {}).get("git_revision") or "")
         other_revision = bool(started and revision and started != revision)
-        changes, started_changes = git_changes() or [], list((old or {}).get("git_changes") or [])
+        found = git_changes()  # None outside a checkout: recorded as such in a new manifest
+        changes, started_changes = found or [], list((old or {}).get("git_changes") or [])
         other_changes = old is not None and not other_revision and changes != started_changes
         other_config = old is not None and old.get("config_hash") != self.digest
         if old is not None and other_config and not self.force:
@@ -175,7 +176,7 @@ class Runner:
                 "config": to_dict(self.exp), "overrides": self.overrides, "seed": self.exp.seed,
                 "command": self.command, "quick": self.quick,
                 "sweep_points": [p.params for p in self.points], "versions": _versions(),
-                "git_revision": git_revision(), "git_changes": git_changes(), "runs": {}}
+                "git_revision": revision or None, "git_changes": found, "runs": {}}
 
     def _finished_runs(self, keys: list[RunKey], manifest: dict[str, Any]) -> list[RunKey]:
         """The runs of ``keys`` already finished here for this configuration and intact; a run
