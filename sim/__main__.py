@@ -175,11 +175,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from sim.rankers import RANKERS
 
     for key, tp, default, valid_range, desc in reference():
-        print(f"{key:<42}{tp:<16}{default:<22}{valid_range:<16}{desc}")
+        print(f"{key:<41} {tp:<15} {default:<21} {valid_range:<15} {desc}")
     for name, cls in sorted(RANKERS.items()):
         print(f"\nrankers params for name = \"{name}\"")
         for key, tp, default, valid_range, desc in reference(cls.Params, "params"):
-            print(f"  {key:<40}{tp:<16}{default:<22}{valid_range:<16}{desc}")
+            print(f"  {key:<39} {tp:<15} {default:<21} {valid_range:<15} {desc}")
     return 0
 
 

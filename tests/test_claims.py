@@ -44,7 +44,7 @@ def test_pass_fail_and_missing_metric() -> None:
     ok, bad, absent, empty = judged(claim(), claim(threshold=13.0), claim(metric="nope"),
                                     claim(metric="account.a.views"))
     assert (ok["verdict"], ok["value"], ok["n"], ok["subject"]) == ("pass", 12.5, 6, "content")
-    assert (ok["ci_low"], ok["ci_high"]) == (10.7, 14.3)  # the summary's interval
+    assert (ok["ci_low"], ok["ci_high"]) == (10.0, 15.0)  # the median's: order statistics 1 and 6 of 6
     assert (bad["verdict"], bad["value"]) == ("fail", 12.5)
     assert absent["verdict"] == empty["verdict"] == "not measured"
     assert absent["value"] is None and empty["n"] == 0
@@ -85,13 +85,32 @@ def test_a_metric_relative_to_another_per_run() -> None:
                                        compare="<=", threshold=0.0),
                                  claim(relative_to="nope"), runs=runs)
     assert (half["verdict"], half["value"], half["n"], half["metric"]) == ("pass", 0.5, 5, "focal_reach_ratio / best")
-    assert half["ci_low"] == half["ci_high"] == 0.5  # a t-interval of equal values, not the summary's
+    assert half["ci_low"] is None  # a median's interval needs 6 values
+    (mean,) = judged(claim(relative_to="best", statistic="mean", threshold=0.5), runs=runs)
+    assert mean["ci_low"] == mean["ci_high"] == 0.5  # a t-interval of equal values, not the summary's
     assert (diff["verdict"], diff["value"], diff["n"]) == ("pass", 0.0, 5)
     assert missing["verdict"] == "not measured"
 
 
+def test_each_statistic_shows_its_own_interval() -> None:
+    median, mean, share, low, top = judged(
+        claim(), claim(statistic="mean"), claim(statistic="share_of_replicates", at_least=13.0, threshold=0.5),
+        claim(statistic="ci_low", compare=">", threshold=10.0), claim(statistic="max", compare="<=", threshold=15))
+    assert (median["ci_low"], median["ci_high"]) == (10.0, 15.0)  # order statistics: all 6 of 6 at 95%
+    assert (mean["ci_low"], mean["ci_high"]) == (10.7, 14.3)  # the summary's t-interval
+    assert (low["ci_low"], low["ci_high"]) == (10.7, 14.3)
+    # 3 of 6 replicates reach 13: the exact (Clopper-Pearson) interval of a binomial share
+    assert (share["ci_low"], share["ci_high"]) == (pytest.approx(0.1181, abs=1e-4), pytest.approx(0.8819, abs=1e-4))
+    assert top["ci_low"] is None and top["ci_high"] is None  # no interval for an extreme
+    # 40 replicates 0..39: the median's interval runs from order statistic 14 to 27 (13.0 to 26.0)
+    runs = {"run_id": [f"content-r{r}" for r in range(40)], "ranker": ["content"] * 40,
+            "replicate": list(range(40)), "m": [float(r) for r in range(40)]}
+    wide = {k: v[0] for k, v in evaluate([claim(metric="m", threshold=0.0)], runs, None).items()}
+    assert (wide["value"], wide["ci_low"], wide["ci_high"]) == (19.5, 13.0, 26.0)
+
+
 def test_paired_difference_and_ratio() -> None:
-    diff, ratio, ci = judged(claim(ranker="", difference=["content", "follower"], threshold=9.0),
+    diff, ratio, ci = judged(claim(ranker="", difference=["content", "follower"], statistic="mean", threshold=9.0),
                              claim(ranker="", ratio=["content", "follower"], compare="<=", threshold=3.0),
                              claim(ranker="", difference=["content", "follower"], statistic="ci_low",
                                    compare=">", threshold=8.0))

@@ -7,7 +7,9 @@ difference or ratio of two, per replicate) at one sweep point or as its paired c
 replicates, a comparison and a threshold.  Everything here is a pure function of tables given as
 column dicts; the verdicts are ``pass``, ``fail``, ``not measured`` (the metric is absent or has no
 values) and ``too few replicates`` (an interval statistic below
-:data:`~sim.analysis.bootstrap.MIN_REPLICATES` replicates).
+:data:`~sim.analysis.bootstrap.MIN_REPLICATES` replicates).  Each row's interval is that of the
+statistic judged (:func:`statistic_interval`, :func:`interval`): a median claim is not shown the
+mean's interval.
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ def judge(claim: Mapping[str, Any], runs: Mapping[str, Sequence[Any]],
         value = {"ci_low": lo, "ci_high": hi}.get(statistic, float("nan"))
         if statistic not in ("ci_low", "ci_high"):
             value = statistic_of(statistic, values, claim)
+        if statistic not in ("mean", "ci_low", "ci_high"):  # the interval of the statistic judged
+            lo, hi = statistic_interval(statistic, values, claim)
         # A replicate without a value (no sell-out, say) counts as not meeting a share_of_replicates
         # claim: the claim is measured once any run of its subject exists.
         row["n"] = len(values) if statistic == "share_of_replicates" else len(finite)
@@ -203,10 +207,43 @@ def statistic_of(statistic: str, values: np.ndarray, claim: Mapping[str, Any]) -
     return float(take[statistic](finite))
 
 
+def statistic_interval(statistic: str, values: np.ndarray, claim: Mapping[str, Any],
+                       level: float = 0.95) -> tuple[float, float]:
+    """The interval of a statistic other than the mean, nan where there is none to give.
+
+    * ``median``: the distribution-free interval between two order statistics
+      (:func:`scipy.stats.quantile_test`), which covers the median at least ``level`` of the time
+      whatever the distribution; it needs 6 values at 95%.
+    * ``share_of_replicates``: the exact (Clopper-Pearson) binomial interval of the share of
+      replicates meeting the claim's bounds, inside [0, 1].
+    * ``min``, ``max``: none (a sample's extreme bounds the population's only one way).
+
+    Below :data:`~sim.analysis.bootstrap.MIN_REPLICATES` values every bound is nan.
+
+    >>> statistic_interval("median", np.arange(8.0), {})
+    (0.0, 7.0)
+    >>> [round(x, 3) for x in statistic_interval("share_of_replicates", np.array([1.0] * 8), {"at_least": 1})]
+    [0.631, 1.0]
+    """
+    from scipy import stats
+
+    nan = (float("nan"), float("nan"))
+    finite = values[np.isfinite(values)]
+    if statistic == "median" and len(finite) >= MIN_REPLICATES:
+        ci = stats.quantile_test(finite, q=float(np.median(finite)), p=0.5).confidence_interval(level)
+        return float(ci.low), float(ci.high)
+    if statistic == "share_of_replicates" and len(values) >= MIN_REPLICATES:
+        k = round(statistic_of(statistic, values, claim) * len(values))
+        ci = stats.binomtest(k, len(values)).proportion_ci(level, method="exact")
+        return float(ci.low), float(ci.high)
+    return nan
+
+
 def interval(kind: str, labels: list[str], finite: np.ndarray, metric: str,
              summary_row: Mapping[str, Any] | None) -> tuple[float, float]:
-    """The 95% interval of the subject's mean: the summary's (a ranker's t-interval; a difference's
-    bootstrap interval where ``b`` is the baseline), else a t-interval of the paired values."""
+    """The 95% interval of the subject's mean, the one ``mean``, ``ci_low`` and ``ci_high`` claims show:
+    the summary's (a ranker's t-interval; a difference's bootstrap interval where ``b`` is the
+    baseline), else a t-interval of the paired values."""
     if summary_row:
         if kind == "ranker":
             return _cell(summary_row, "ci_low"), _cell(summary_row, "ci_high")
