@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -226,6 +228,27 @@ def test_reach_headline_names_the_headline_posts_author_among_several_tracked(ta
     both = pa.concat_tables([other, other, focal])
     title = plots.reach_over_time(tables["timeseries"], both, tables["posts"], ctx_for(tmp_path))
     assert title.startswith("Content ranker: 70-follower post reached"), title
+
+
+def test_follower_growth_lays_out_several_accounts_two_to_a_row(tables: dict[str, pa.Table], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Three tracked accounts (cant_cheat tracks four): panels two to a row, the fourth hidden, one
+    # legend, and no "axes sizes collapsed" warning from the layout (four in a row used to give one).
+    ts = tables["timeseries"]
+    hero = pc.equal(ts.column("entity"), "hero")
+    more = [ts.filter(hero).set_column(ts.column_names.index("entity"), "entity",
+                                       pa.array([name] * int(pc.sum(hero).as_py()))) for name in ("b", "c")]
+    drawn: list[Any] = []
+    monkeypatch.setattr(plots.accounts, "finish", lambda fig, *a, **k: drawn.append(fig) or "title")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.follower_growth(pa.concat_tables([ts, *more]), ctx_for(tmp_path))
+        (fig,) = drawn
+        fig.savefig(tmp_path / "f.png")
+    panels = fig.axes
+    assert len(panels) == 4 and [ax.get_visible() for ax in panels] == [True, True, True, False]
+    assert [ax.get_title(loc="left") for ax in panels[:3]] == ["@hero", "@b", "@c"]  # the style titles left
+    assert [ax.get_legend() is not None for ax in panels] == [True, False, False, False]
 
 
 def test_paired_differences_are_seeded_and_paired(tables: dict[str, pa.Table]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+from matplotlib.ticker import MaxNLocator
 
 from sim.analysis import tables
 from sim.report import headlines
@@ -10,14 +11,19 @@ from sim.report.figures.style import Context, count_format, draw_bands, empty, f
 
 
 def follower_growth(timeseries: pa.Table, ctx: Context, name: str = "follower_growth") -> str:
-    """Followers of tracked accounts over time, per ranker (one panel per account, at most four);
-    returns the headline, about the first account."""
+    """Followers of tracked accounts over time, per ranker (one panel per account, at most four, two
+    to a row so that each is wide enough for its legend and axis label); returns the headline, about
+    the first account."""
     with styled():
         ts = tables.series(timeseries, "account", "followers")
         entities = list(dict.fromkeys(map(str, tables.column(ts, "entity"))))[:4] or ["(no tracked account)"]
-        fig, axes = new_figure(1, len(entities))
+        ncols = min(2, len(entities))
+        fig, axes = new_figure(-(-len(entities) // ncols), ncols)
+        panels = list(axes.flat)
+        for spare in panels[len(entities):]:
+            spare.set_visible(False)
         gains: dict[str, dict[str, tuple[float, float, int]]] = {}  # account -> ranker -> gain, start, runs
-        for ax, entity in zip(axes[0], entities, strict=True):
+        for ax, entity in zip(panels, entities, strict=False):
             curves = tables.entity_curves(ts, entity)
             if not curves:
                 empty(ax, "no tracked accounts")
@@ -26,11 +32,15 @@ def follower_growth(timeseries: pa.Table, ctx: Context, name: str = "follower_gr
             gains[entity] = tables.follower_gains(curves)
             if len(entities) > 1:
                 ax.set_title(f"@{entity}")
-            ax.set_xlabel("Hours since the end of warm-up (h)")
             ax.set_xlim(left=0)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # followers are whole: no repeated ticks
             ax.yaxis.set_major_formatter(count_format)
-            ax.legend(loc="upper left")
-        axes[0][0].set_ylabel("Followers (accounts)")
+        for ax in axes[-1]:
+            ax.set_xlabel("Hours since the end of warm-up (h)")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("Followers (accounts)")
+        if panels[0].get_legend_handles_labels()[0]:
+            panels[0].legend(loc="upper left")  # one legend: every panel draws the same rankers
         title = "Follower growth of tracked accounts"
         if gains:
             title = headlines.follower_growth(entities[0], gains.get(entities[0], {}))
