@@ -141,7 +141,9 @@ def cmd_claims(args: argparse.Namespace) -> int:
         print(f"{folder}: {sum(c['verdict'] == 'pass' for c in claims)} of {len(claims)} claims pass")
         for c in claims:
             value = "n/a" if c["value"] is None else f"{c['value']:.4g}"
-            print(f"  {c['verdict'].upper():<19}{c['statistic']}({c['metric']}, {c['subject']}) = {value} "
+            ci = "" if c["ci_low"] is None or c["ci_high"] is None else \
+                f" (95% interval {c['ci_low']:.4g} to {c['ci_high']:.4g})"
+            print(f"  {c['verdict'].upper():<19}{c['statistic']}({c['metric']}, {c['subject']}) = {value}{ci} "
                   f"{c['compare']} {c['threshold']:g}: {c['sentence']}")
         failed += sum(c["verdict"] != "pass" for c in claims)
     return 1 if failed else 0

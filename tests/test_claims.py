@@ -11,8 +11,10 @@ import pytest
 import sim
 from sim.__main__ import main
 from sim.analysis.claims import evaluate
+from sim.batch.folder import write_parquet
 from sim.batch.plan import config_hash
 from sim.config import ConfigError
+from sim.recording import make_table
 from tests.conftest import make_experiment
 
 # Two rankers, six replicates: content's values 10..15, follower's 1..6 (pairs differ by 9).
@@ -217,3 +219,12 @@ def test_a_run_writes_claims_parquet_and_the_reports_claims_section(tmp_path: Pa
     assert "1 of 2 declared claims pass" in report and "Content serves impressions" in report
     assert main(["claims", str(out)]) == 1
     assert "NOT MEASURED" in capsys.readouterr().out
+
+
+def test_the_claims_command_prints_each_claims_interval(tmp_path: Path, capsys: Any) -> None:
+    cols = evaluate([claim(), claim(statistic="max", compare="<=", threshold=15.0)], RUNS, SUMMARY)
+    write_parquet(make_table("claims", cols), tmp_path / "claims.parquet")
+    assert main(["claims", str(tmp_path)]) == 0
+    median, top = capsys.readouterr().out.splitlines()[1:]
+    assert "median(focal_reach_ratio, content) = 12.5 (95% interval 10 to 15) >= 12" in median
+    assert "max(focal_reach_ratio, content) = 15 <= 15" in top  # no interval for an extreme
