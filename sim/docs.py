@@ -371,25 +371,46 @@ def seed_case_table(found: dict[str, list[Folder]], cases: Iterable[tuple[str, s
     row where the full folder behind it is absent)."""
     cases = SEED_CASES if cases is None else cases
     kept = Kept.none() if kept is None else kept
-    lines = ["| seed case | experiment | headline measure (median) | per ranker | from |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| seed case | experiment | headline measure (median) | per ranker | declared claims | from |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for name, case in cases:
         folders = found.get(name, [])
         row = kept.rows.get(name)
         if _keeps(row, folders):
             assert row is not None
-            lines.append(f"| {case} |" + row.split("|", 2)[2])  # the case's words as they are now
+            cells = row.split("|", 2)[2]  # the case's words as they are now
+            if cells.count("|") == 4:  # kept from before the claims column: not known here
+                head, _, last = cells.rstrip().rstrip("|").rpartition("|")
+                cells = f"{head}| — |{last}|"
+            lines.append(f"| {case} |" + cells)
             continue
         if not folders:
-            lines.append(f"| {case} | `{name}` | not run yet | — | `make experiment NAME={name}` |")
+            lines.append(f"| {case} | `{name}` | not run yet | — | — | `make experiment NAME={name}` |")
             continue
         folder = folders[0]  # the full run where there is one
         metric = folder.highlights[0] if folder.highlights else ""
         value = headline(folder, metric) if metric else "no highlights"
         kind = "quick" if folder.quick else "full"
-        lines.append(f"| {case} | `{name}` | `{metric}` | {value} | {kind}: {folder.users} users, "
-                     f"{folder.days:g} d, {folder.replicates} rep., {folder.code} |")
+        lines.append(f"| {case} | `{name}` | `{metric}` | {value} | {claims_cell(folder)} | {kind}: {folder.users} "
+                     f"users, {folder.days:g} d, {folder.replicates} rep., {folder.code} |")
     return "\n".join(lines)
+
+
+def claims_cell(folder: Folder) -> str:
+    """How many of the folder's declared claims pass (``claims.parquet``), in bold where any does not:
+    "4 of 4 pass", "**3 of 5 pass**", "none declared", or "—" for a folder without the table."""
+    path = folder.path / "claims.parquet"
+    if not path.exists():
+        return "—"
+    try:
+        verdicts = [str(v) for v in pq.read_table(path, columns=["verdict"]).column("verdict").to_pylist()]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DocsError(f"{path}: cannot read the verdict column: {exc}") from exc
+    passed = sum(v == "pass" for v in verdicts)
+    if not verdicts:
+        return "none declared"
+    text = f"{passed} of {len(verdicts)} pass"
+    return text if passed == len(verdicts) else f"**{text}**"
 
 
 #: The heading of ``docs/results.md``'s table of the content ranker against the published bands, world by world.

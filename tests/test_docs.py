@@ -11,6 +11,7 @@ import tomllib
 import types
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -201,10 +202,10 @@ def test_generator_tables_a_results_folder(tiny_results: Path, monkeypatch: pyte
     assert code.startswith(f"`{manifest['git_revision'][:10]}`")
     content, follower = median("content", "focal_views"), median("follower", "focal_views")
     row = (f"| a tiny case | `tiny` | `focal_views` | content {docs.number('focal_views', content)} · follower "
-           f"{docs.number('focal_views', follower)} | full: 2,000 users, 0.05 d, 2 rep., "
+           f"{docs.number('focal_views', follower)} | none declared | full: 2,000 users, 0.05 d, 2 rep., "
            f"{code} |")
     assert row in readme.splitlines()
-    assert "| never run | `absent` | not run yet |" in readme
+    assert "| never run | `absent` | not run yet | — | — |" in readme
     assert "old" not in readme and readme.endswith("<!-- /generated:seed-cases -->\nend\n")
     results = (root / "docs" / "results.md").read_text()
     assert "`results/tiny/` (full): 2,000 users, 0.05 days, 2 replicates per ranker, 4 runs, " in results
@@ -318,6 +319,24 @@ def test_band_table_reads_the_default_content_ranker_at_the_reference_point(tmp_
     relabelled = _band_folder(tmp_path / "z", [{"name": "content", "label": "wide"}], runs)
     assert docs.bands_table({"z": [relabelled]}, ["z"]).splitlines()[2] == \
         "| `z` | no default content ranker | | | | | full: `ffffffffff` |"
+
+
+def test_claims_cell_counts_the_verdicts(tmp_path: Path) -> None:
+    folder = docs.Folder(path=tmp_path, experiment="x", quick=False, users="1", days=1.0, replicates=5, runs=10,
+                         revision="abc", highlights=(), rankers=(), summary={}, description="")
+    assert docs.claims_cell(folder) == "—"  # no claims.parquet
+    verdicts = {"verdict": ["pass", "fail", "pass", "too few replicates"]}
+    pq.write_table(pa.table(verdicts), tmp_path / "claims.parquet")
+    assert docs.claims_cell(folder) == "**2 of 4 pass**"
+    pq.write_table(pa.table({"verdict": ["pass", "pass"]}), tmp_path / "claims.parquet")
+    assert docs.claims_cell(folder) == "2 of 2 pass"
+    pq.write_table(pa.table({"verdict": pa.array([], pa.string())}), tmp_path / "claims.parquet")
+    assert docs.claims_cell(folder) == "none declared"
+    # A row kept from before the column (--keep-absent) gets a "—" there, not a shifted table.
+    kept = docs.Kept.none()
+    kept.rows["gone"] = "| old words | `gone` | `m` | content 1 · follower 2 | full: 1 users, 1 d, 2 rep., `abc` |"
+    table = docs.seed_case_table({}, [("gone", "a case")], kept).splitlines()
+    assert table[2] == "| a case | `gone` | `m` | content 1 · follower 2 | — | full: 1 users, 1 d, 2 rep., `abc` |"
 
 
 def test_band_cell_gives_the_median_the_runs_range_and_the_runs_inside() -> None:
