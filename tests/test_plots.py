@@ -249,6 +249,7 @@ def test_follower_growth_lays_out_several_accounts_two_to_a_row(tables: dict[str
     assert len(panels) == 4 and [ax.get_visible() for ax in panels] == [True, True, True, False]
     assert [ax.get_title(loc="left") for ax in panels[:3]] == ["@hero", "@b", "@c"]  # the style titles left
     assert [ax.get_legend() is not None for ax in panels] == [True, False, False, False]
+    assert [bool(ax.get_xlabel()) for ax in panels[:3]] == [False, True, True]  # under each column's last panel
 
 
 def test_paired_differences_are_seeded_and_paired(tables: dict[str, pa.Table]) -> None:

@@ -35,8 +35,9 @@ def follower_growth(timeseries: pa.Table, ctx: Context, name: str = "follower_gr
             ax.set_xlim(left=0)
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # followers are whole: no repeated ticks
             ax.yaxis.set_major_formatter(count_format)
-        for ax in axes[-1]:
-            ax.set_xlabel("Hours since the end of warm-up (h)")
+        for i, ax in enumerate(panels[: len(entities)]):
+            if i + ncols >= len(entities):  # no panel drawn below it
+                ax.set_xlabel("Hours since the end of warm-up (h)")
         for ax in axes[:, 0]:
             ax.set_ylabel("Followers (accounts)")
         if panels[0].get_legend_handles_labels()[0]:
