@@ -287,7 +287,7 @@ def _plain_table(columns: dict[str, list[Any]]) -> list[str]:
     rows = len(columns[names[0]]) if names else 0
     out = ["| " + " | ".join(names) + " |", "|" + " --- |" * len(names)]
     for i in range(rows):
-        out.append("| " + " | ".join(number(n, v) if isinstance(v, float) else "—" if v is None else str(v)
+        out.append("| " + " | ".join(number(n, v) if v is None or isinstance(v, float) else str(v)
                                      for n, v in ((n, columns[n][i]) for n in names)) + " |")
     return out
 

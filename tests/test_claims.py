@@ -104,6 +104,15 @@ def test_each_statistic_shows_its_own_interval() -> None:
     # 3 of 6 replicates reach 13: the exact (Clopper-Pearson) interval of a binomial share
     assert (share["ci_low"], share["ci_high"]) == (pytest.approx(0.1181, abs=1e-4), pytest.approx(0.8819, abs=1e-4))
     assert top["ci_low"] is None and top["ci_high"] is None  # no interval for an extreme
+    # A replicate without a value counts as not meeting a share, in the interval's count as in the share.
+    runs = dict(RUNS, focal_sellout_hours=[50.0, None, 80.0, None, None, 200.0] + [None] * 6)
+    (sold,) = judged(claim(metric="focal_sellout_hours", statistic="share_of_replicates", at_most=120.0,
+                           threshold=0.5), runs=runs)
+    assert (sold["value"], sold["n"]) == (pytest.approx(2 / 6), 6)  # 2 of 6: Clopper-Pearson [0.043, 0.777]
+    assert (sold["ci_low"], sold["ci_high"]) == (pytest.approx(0.0433, abs=1e-4), pytest.approx(0.7772, abs=1e-4))
+    # A median of paired differences gets the order-statistic interval of the differences (all 9 here).
+    (diff,) = judged(claim(ranker="", difference=["content", "follower"], threshold=9.0))
+    assert (diff["value"], diff["ci_low"], diff["ci_high"]) == (9.0, 9.0, 9.0)
     # 40 replicates 0..39: the median's interval runs from order statistic 14 to 27 (13.0 to 26.0)
     runs = {"run_id": [f"content-r{r}" for r in range(40)], "ranker": ["content"] * 40,
             "replicate": list(range(40)), "m": [float(r) for r in range(40)]}

@@ -321,7 +321,7 @@ def test_band_table_reads_the_default_content_ranker_at_the_reference_point(tmp_
         "| `z` | no default content ranker | | | | | full: `ffffffffff` |"
 
 
-def test_claims_cell_counts_the_verdicts(tmp_path: Path) -> None:
+def test_claims_cell_counts_the_verdicts_and_a_kept_row_gets_the_column(tmp_path: Path) -> None:
     folder = docs.Folder(path=tmp_path, experiment="x", quick=False, users="1", days=1.0, replicates=5, runs=10,
                          revision="abc", highlights=(), rankers=(), summary={}, description="")
     assert docs.claims_cell(folder) == "—"  # no claims.parquet
@@ -348,6 +348,11 @@ def test_band_cell_gives_the_median_the_runs_range_and_the_runs_inside() -> None
         "**49.8 min** (runs 49.7 min–50.2 min; 1/3 inside)"
     assert docs._band_cell([61.0], "min", 50.0, 100.0) == "61.0 min (1/1 inside)"
     assert docs._band_cell([], "min", 50.0, 100.0) == "—"
+
+
+def test_plain_tables_print_a_missing_value_as_a_dash() -> None:
+    assert docs._plain_table({"ci_low": [None, 0.25], "verdict": ["fail", "pass"]})[2:] == [
+        "| — | fail |", "| 0.25 | pass |"]
 
 
 def test_number_formats() -> None:

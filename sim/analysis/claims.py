@@ -98,12 +98,12 @@ def judge(claim: Mapping[str, Any], runs: Mapping[str, Sequence[Any]],
         row["n"] = int(summary_row.get("n") or 0) if summary_row else 0
         measured = summary_row is not None
     else:
-        lo, hi = interval("difference" if across else kind, labels, finite, metric, summary_row)
-        value = {"ci_low": lo, "ci_high": hi}.get(statistic, float("nan"))
-        if statistic not in ("ci_low", "ci_high"):
-            value = statistic_of(statistic, values, claim)
-        if statistic not in ("mean", "ci_low", "ci_high"):  # the interval of the statistic judged
+        if statistic in ("mean", "ci_low", "ci_high"):  # the mean's interval; the others have their own
+            lo, hi = interval("difference" if across else kind, labels, finite, metric, summary_row)
+        else:
             lo, hi = statistic_interval(statistic, values, claim)
+        value = {"ci_low": lo, "ci_high": hi}[statistic] if statistic in ("ci_low", "ci_high") else \
+            statistic_of(statistic, values, claim)
         # A replicate without a value (no sell-out, say) counts as not meeting a share_of_replicates
         # claim: the claim is measured once any run of its subject exists.
         row["n"] = len(values) if statistic == "share_of_replicates" else len(finite)
@@ -192,19 +192,27 @@ def statistic_of(statistic: str, values: np.ndarray, claim: Mapping[str, Any]) -
     counts a replicate without a value as not meeting its bounds."""
     finite = values[np.isfinite(values)]
     if statistic == "share_of_replicates":
-        if not len(values):
-            return float("nan")
-        meets = np.isfinite(values)
-        if claim.get("at_least") is not None:
-            meets &= values >= float(claim["at_least"])
-        if claim.get("at_most") is not None:
-            meets &= values <= float(claim["at_most"])
-        return float(meets.mean())
+        return float(meeting(values, claim).mean()) if len(values) else float("nan")
     if not len(finite):
         return float("nan")
     take: dict[str, Callable[[np.ndarray], Any]] = {"median": np.median, "mean": np.mean, "min": np.min,
                                                     "max": np.max}
     return float(take[statistic](finite))
+
+
+def meeting(values: np.ndarray, claim: Mapping[str, Any]) -> np.ndarray:
+    """Which replicates meet a ``share_of_replicates`` claim's ``at_least`` / ``at_most`` bounds (one
+    without a value does not).
+
+    >>> meeting(np.array([1.0, 5.0, np.nan]), {"at_least": 2.0}).tolist()
+    [False, True, False]
+    """
+    meets = np.isfinite(values)
+    if claim.get("at_least") is not None:
+        meets &= values >= float(claim["at_least"])
+    if claim.get("at_most") is not None:
+        meets &= values <= float(claim["at_most"])
+    return meets
 
 
 def statistic_interval(statistic: str, values: np.ndarray, claim: Mapping[str, Any],
@@ -233,8 +241,7 @@ def statistic_interval(statistic: str, values: np.ndarray, claim: Mapping[str, A
         ci = stats.quantile_test(finite, q=float(np.median(finite)), p=0.5).confidence_interval(level)
         return float(ci.low), float(ci.high)
     if statistic == "share_of_replicates" and len(values) >= MIN_REPLICATES:
-        k = round(statistic_of(statistic, values, claim) * len(values))
-        ci = stats.binomtest(k, len(values)).proportion_ci(level, method="exact")
+        ci = stats.binomtest(int(meeting(values, claim).sum()), len(values)).proportion_ci(level, method="exact")
         return float(ci.low), float(ci.high)
     return nan
 

@@ -282,7 +282,7 @@ class Claim:
                           "at_least and/or at_most, per replicate); ci_low, ci_high (the 95% interval of the "
                           "mean; null below 5 replicates); point_rel_* (a ranker's paired relative change "
                           "versus the file's baseline_point, from summary.parquet); claims.parquet gives each its own "
-                          "interval (a median's from order statistics, a share's exact binomial)",
+                          "interval (a median's from order statistics, a share's exact binomial; none for min / max)",
                           choices=CLAIM_STATISTICS)
     compare: str = knob(">=", "how the statistic is compared with the threshold", choices=CLAIM_COMPARISONS)
     at_least: Any = knob(None, "share_of_replicates: a replicate counts where its value is >= this")

@@ -170,7 +170,8 @@ SCHEMAS: dict[str, list[Column]] = {
         ("value", pa.float64(), "", "the statistic over the subject's replicates (null: not measured)"),
         ("ci_low", pa.float64(), "", "95% interval of the statistic, lower: a median's from order statistics, "
                                      "a share_of_replicates' exact binomial, otherwise the mean's (point_rel_*: "
-                                     "of the relative change); null for min / max and below 5 replicates"),
+                                     "of the relative change); null for min / max, below 5 replicates, and for a "
+                                     "median below 6"),
         ("ci_high", pa.float64(), "", "the same interval, upper"),
         ("n", pa.int32(), "runs", "replicates used"),
         ("verdict", pa.string(), "", "pass | fail | not measured (metric absent or without values) | "

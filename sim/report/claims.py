@@ -27,10 +27,10 @@ def claims_section(claims: Mapping[str, Sequence[Any]] | None) -> list[str]:
                      _interval(cell["ci_low"], cell["ci_high"]), str(cell["n"]),
                      VERDICT_MARK.get(cell["verdict"], cell["verdict"])])
     passed = sum(v == "pass" for v in claims["verdict"])
-    return (["## Claims", "", f"{passed} of {len(rows)} declared claims pass. Interval: 95%, of the statistic "
+    return (["## Claims", "", f"{passed} of {len(rows)} declared claims pass. 95% interval of the statistic "
              "judged: a median's from order statistics (distribution-free, none below 6 replicates), a share "
-             "of replicates' exact binomial, a mean's (and its bounds') t or paired bootstrap; none for a min "
-             "or max, none below 5 replicates.", ""]
+             "of replicates' exact binomial, a mean's (and its bounds') t or paired bootstrap, a relative "
+             "change's (point_rel_*) paired bootstrap; none for a min or max, none below 5 replicates.", ""]
             + md_table(["claim", "measured as", "value vs threshold", "95% interval", "n", "verdict"], rows)
             + [""])
 

@@ -23,11 +23,13 @@ def follower_growth(timeseries: pa.Table, ctx: Context, name: str = "follower_gr
         for spare in panels[len(entities):]:
             spare.set_visible(False)
         gains: dict[str, dict[str, tuple[float, float, int]]] = {}  # account -> ranker -> gain, start, runs
-        for ax, entity in zip(panels, entities, strict=False):
+        drawn = []
+        for ax, entity in zip(panels[: len(entities)], entities, strict=True):
             curves = tables.entity_curves(ts, entity)
             if not curves:
                 empty(ax, "no tracked accounts")
                 continue
+            drawn.append(ax)
             draw_bands(ax, curves, ctx)
             gains[entity] = tables.follower_gains(curves)
             if len(entities) > 1:
@@ -36,12 +38,12 @@ def follower_growth(timeseries: pa.Table, ctx: Context, name: str = "follower_gr
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # followers are whole: no repeated ticks
             ax.yaxis.set_major_formatter(count_format)
         for i, ax in enumerate(panels[: len(entities)]):
-            if i + ncols >= len(entities):  # no panel drawn below it
+            if ax in drawn and i + ncols >= len(entities):  # no panel below it
                 ax.set_xlabel("Hours since the end of warm-up (h)")
-        for ax in axes[:, 0]:
-            ax.set_ylabel("Followers (accounts)")
-        if panels[0].get_legend_handles_labels()[0]:
-            panels[0].legend(loc="upper left")  # one legend: every panel draws the same rankers
+            if ax in drawn and i % ncols == 0:
+                ax.set_ylabel("Followers (accounts)")
+        if drawn:
+            drawn[0].legend(loc="upper left")  # one legend: every panel draws the same rankers
         title = "Follower growth of tracked accounts"
         if gains:
             title = headlines.follower_growth(entities[0], gains.get(entities[0], {}))
