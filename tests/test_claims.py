@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sim
 from sim.__main__ import main
-from sim.analysis.claims import evaluate
+from sim.analysis.claims import evaluate, statistic_interval
 from sim.batch.folder import write_parquet
 from sim.batch.plan import config_hash
 from sim.config import ConfigError
@@ -237,3 +240,17 @@ def test_the_claims_command_prints_each_claims_interval(tmp_path: Path, capsys: 
     median, top = capsys.readouterr().out.splitlines()[1:]
     assert "median(focal_reach_ratio, content) = 12.5 (95% interval 10 to 15) >= 12" in median
     assert "max(focal_reach_ratio, content) = 15 <= 15" in top  # no interval for an extreme
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=6, max_size=60),
+       st.floats(-1e6, 1e6, allow_nan=False))
+def test_intervals_hold_their_statistic_and_stay_in_range(xs: list[float], bound: float) -> None:
+    values = np.array(xs)
+    lo, hi = statistic_interval("median", values, {})
+    assert lo <= np.median(values) <= hi and lo in values and hi in values  # two order statistics
+    share = {"at_least": bound}
+    lo, hi = statistic_interval("share_of_replicates", values, share)
+    assert 0.0 <= lo <= float(np.mean(values >= bound)) <= hi <= 1.0
+    assert all(np.isnan(statistic_interval(s, values, share)).all() for s in ("min", "max"))
+    assert np.isnan(statistic_interval("median", values[:5], {})).all()  # 5 values cannot give 95%
