@@ -305,7 +305,7 @@ class Kept:
     rows: dict[str, str]
     descriptions: dict[str, str]
     sections: dict[str, dict[bool, str]]
-    bands: dict[str, str] = field(default_factory=dict)
+    bands: dict[tuple[str, str], str] = field(default_factory=dict)  # (table heading, experiment) -> row
 
     @classmethod
     def none(cls) -> Kept:
@@ -337,11 +337,11 @@ def kept_from(results_md: str) -> Kept:
                 if m and not line.startswith("| seed case |"):
                     kept.rows[m.group("name")] = line
             continue
-        if heading.strip() == BANDS_HEADING:
+        if heading.strip() in BAND_TABLES:
             for line in body.splitlines():
                 m = _BAND_ROW.match(line)
                 if m:
-                    kept.bands[m.group("name")] = line
+                    kept.bands[(heading.strip(), m.group("name"))] = line
             continue
         name = heading.strip()
         lines = body.strip().splitlines()
@@ -418,12 +418,19 @@ BANDS_HEADING = "The content ranker in every world"
 #: Its measures: aggregates of :data:`sim.analysis.calibrate.RUN_COLUMNS`, judged by their calibration bands.
 BAND_MEASURES = ("mean watch fraction", "likes + comments + shares per view",
                  "mean daily watch time (user-days with a session)")
+#: The heading of the table of how views spread over posts, world by world.
+SHAPE_HEADING = "The shape of views in every world"
+#: Its measures: the calibration's rows that do not grow with the world's size.
+SHAPE_MEASURES = ("median ÷ mean views per post", "mean views of the bottom 95% of posts",
+                  "tail exponent of views (Hill, top 5% of posts)")
+#: Each band table's heading and measures, in the order ``docs/results.md`` gives them.
+BAND_TABLES: dict[str, tuple[str, ...]] = {BANDS_HEADING: BAND_MEASURES, SHAPE_HEADING: SHAPE_MEASURES}
 
 
-def band_values(folder: Folder) -> tuple[int, dict[str, list[float]]]:
+def band_values(folder: Folder, measures: tuple[str, ...] = BAND_MEASURES) -> tuple[int, dict[str, list[float]]]:
     """The runs of ``folder``'s default content ranker (a ranker named ``content`` and not relabelled:
     a labelled variant sets its own coefficients) at the sweep's reference point (``baseline_point``,
-    else point 0: the files put the shared defaults there), and each band measure's finite values
+    else point 0: the files put the shared defaults there), and each of ``measures``' finite values
     over them."""
     from sim.analysis.calibrate import run_value
     from sim.report.selection import reference_point
@@ -438,7 +445,7 @@ def band_values(folder: Folder) -> tuple[int, dict[str, list[float]]]:
     rows = [row for row in runs.to_pylist() if default and row.get("ranker") == "content"
             and (point is None or row.get("run_id") in point[0])]
     values = {aggregate: [v for v in (run_value(row, aggregate) for row in rows) if v is not None and math.isfinite(v)]
-              for aggregate in BAND_MEASURES}
+              for aggregate in measures}
     return len(rows), values
 
 
@@ -469,15 +476,18 @@ def _band_cell(values: list[float], unit: str, lo: float | None, hi: float | Non
     return f"{shown} ({spread}{held}/{len(x)} inside)"
 
 
-def bands_table(found: dict[str, list[Folder]], names: Iterable[str], kept: Kept | None = None) -> str:
-    """One row per experiment: the default content ranker's watch fraction, engagement per view and
-    daily watch time against the calibration's published bands (a kept row where the experiment's
-    full folder is absent), so that a calibration which holds only at its own size shows."""
+def bands_table(found: dict[str, list[Folder]], names: Iterable[str], kept: Kept | None = None,
+                heading: str = BANDS_HEADING) -> str:
+    """One row per experiment: the default content ranker's values of the measures of
+    ``BAND_TABLES[heading]`` (watch fraction, engagement per view and daily watch time; or the shape
+    of views over posts) against the calibration's published bands (a kept row where the
+    experiment's full folder is absent), so that a calibration which holds only at its own size shows."""
     from sim.analysis.calibrate import REFERENCES
 
     kept = Kept.none() if kept is None else kept
+    measures = BAND_TABLES[heading]
     head = ["experiment", "world", "content runs"]
-    for aggregate in BAND_MEASURES:
+    for aggregate in measures:
         unit, ref = REFERENCES[aggregate]
         band = "–".join("" if b is None else _band_number(b, unit) for b in (ref.lo, ref.hi))
         head.append(f"{aggregate} (band {band})")
@@ -485,7 +495,7 @@ def bands_table(found: dict[str, list[Folder]], names: Iterable[str], kept: Kept
     blank = " |" * (len(head) - 2)
     for name in names:
         folders = found.get(name, [])
-        row = kept.bands.get(name)
+        row = kept.bands.get((heading, name))
         if _keeps(row, folders):
             assert row is not None
             lines.append(row)
@@ -495,12 +505,12 @@ def bands_table(found: dict[str, list[Folder]], names: Iterable[str], kept: Kept
             continue
         folder = folders[0]  # the full run where there is one
         where = f"{'quick' if folder.quick else 'full'}: {folder.code}"
-        n, values = band_values(folder)
+        n, values = band_values(folder, measures)
         if not n:
             lines.append(f"| `{name}` | no default content ranker |" + blank + f" {where} |")
             continue
         cells = [_band_cell(values[a], REFERENCES[a][0], REFERENCES[a][1].lo, REFERENCES[a][1].hi)
-                 for a in BAND_MEASURES]
+                 for a in measures]
         lines.append(f"| `{name}` | {folder.users} users, {folder.days:g} d | {n} | " + " | ".join(cells)
                      + f" | {where} |")
     return "\n".join(lines)
@@ -510,6 +520,8 @@ def results_markdown(found: dict[str, list[Folder]], cases: Iterable[tuple[str, 
                      kept: Kept | None = None) -> str:
     """``docs/results.md``: the seed-case table, then every experiment's folders in full (and, with
     ``kept``, what was last said of those whose folders are absent)."""
+    from sim.analysis.metrics import SHAPE_AGE_H
+
     cases = tuple(SEED_CASES if cases is None else cases)
     kept = Kept.none() if kept is None else kept
     names = set(found) | set(kept.sections)
@@ -528,6 +540,13 @@ def results_markdown(found: dict[str, list[Folder]], cases: Iterable[tuple[str, 
         "`baseline_point`, else its first point), the lowest and highest run, and how many runs lie "
         "inside the band. A median outside its band is in bold.", "",
         bands_table(found, [n for n, _ in cases] + ["calibration"], kept), "",
+        f"## {SHAPE_HEADING}", "",
+        "How views spread over posts, in the calibration's rows that do not grow with the world's size "
+        "([calibration.md](calibration.md)), judged the same way, each over the posts made at least "
+        f"{SHAPE_AGE_H:g} h before the horizon (in a run shorter than {2 * SHAPE_AGE_H / 24:g} days, those "
+        "made in its first half). A file's posting rate bounds an average post's audience "
+        "([experiments.md](experiments.md)), not how views spread over posts.", "",
+        bands_table(found, [n for n, _ in cases] + ["calibration"], kept, SHAPE_HEADING), "",
     ]
     if not order:
         parts += ["No results folders were present. Run an experiment (`make experiment NAME=trinidad "

@@ -224,6 +224,8 @@ def test_generator_tables_a_results_folder(tiny_results: Path, monkeypatch: pyte
     assert band_row.startswith(f"| `tiny` | 2,000 users, 0.05 d | {len(content)} | ")
     assert docs._band_cell(watch, "share", 0.40, 0.50) in band_row
     assert band_row.endswith(f"| full: {code} |")
+    shape = results[results.index(f"## {docs.SHAPE_HEADING}"):]
+    assert next(line for line in shape.splitlines() if line.startswith("| `tiny` |")).endswith(f"| full: {code} |")
     assert "| `absent` | not run yet |" in results and "| `calibration` | not run yet |" in results
     experiments = (root / "docs" / "experiments.md").read_text()
     assert experiments.count("`results/tiny") == 2
@@ -265,7 +267,7 @@ def test_keep_absent_keeps_what_the_docs_said_of_folders_not_here(tiny_results: 
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "git_changes": ["experiments/tiny.toml"]}))
     page = docs.render(root, edited)[root / "docs" / "results.md"]
     assert "revision `" in page and "` with uncommitted changes to `experiments/tiny.toml`" in page
-    assert page.count("+ uncommitted changes |") == 2  # the seed-case row and the band row
+    assert page.count("+ uncommitted changes |") == 3  # the seed-case row and the two band tables' rows
     # A section is full or quick by its label, whatever its folder and experiment are called.
     texts = docs.folder_texts("`out/bar-quick/` (full): a\n\n| x |\n\n`out/bar-quick-quick/` (quick): b\n")
     assert texts == {False: "`out/bar-quick/` (full): a\n\n| x |", True: "`out/bar-quick-quick/` (quick): b"}
@@ -303,7 +305,8 @@ def test_band_table_reads_the_default_content_ranker_at_the_reference_point(tmp_
     runs = {"run_id": ["content-p0-r0", "content-p1-r0", "content-p1-r1", "wide-p1-r0", "follower-p1-r0"],
             "ranker": ["content", "content", "content", "wide", "follower"], "sweep_x": [0.0, 1.0, 1.0, 1.0, 1.0],
             "mean_watch_fraction": [0.9, 0.45, 0.47, 0.1, 0.44], "mean_daily_watch_min": [10.0, 61.0, 49.0, 5.0, 9.0],
-            **rates}
+            "views_median_over_mean": [0.5, 0.1, 0.3, 0.1, 0.1], "views_bottom95_mean": [9.0, 270.0, None, 1.0, 1.0],
+            "views_tail_hill": [3.0, 1.5, 1.7, 1.0, 1.0], **rates}
     folder = _band_folder(tmp_path / "x", [{"name": "content"}, {"name": "content", "label": "wide"},
                                            {"name": "follower"}], runs)
     n, values = docs.band_values(folder)
@@ -316,6 +319,11 @@ def test_band_table_reads_the_default_content_ranker_at_the_reference_point(tmp_
     assert table[2] == ("| `x` | 1,000 users, 2 d | 2 | 46.0% (runs 45.0%–47.0%; 2/2 inside) | 4.80% (1/1 inside) | "
                         "55.0 min (runs 49.0 min–61.0 min; 1/2 inside) | full: `ffffffffff` |")
     assert table[3] == "| `y` | not run yet | | | | | |"
+    # The shape of views: the same runs, the same judging, its own measures and heading.
+    shape = docs.bands_table({"x": [folder]}, ["x"], heading=docs.SHAPE_HEADING).splitlines()
+    assert shape[0].startswith("| experiment | world | content runs | median ÷ mean views per post (band 0.03–0.20) |")
+    assert shape[2] == ("| `x` | 1,000 users, 2 d | 2 | 0.20 (runs 0.10–0.30; 1/2 inside) | 270 (1/1 inside) | "
+                        "**1.60** (runs 1.50–1.70; 0/2 inside) | full: `ffffffffff` |")  # a bound is inside
     relabelled = _band_folder(tmp_path / "z", [{"name": "content", "label": "wide"}], runs)
     assert docs.bands_table({"z": [relabelled]}, ["z"]).splitlines()[2] == \
         "| `z` | no default content ranker | | | | | full: `ffffffffff` |"
