@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from sim.recording import MEASURES, SCHEMAS
+from sim.report.formatting import changes_text
 
 #: The seed cases, in the order the README tables them: experiment name -> the case in a few words.
 SEED_CASES: tuple[tuple[str, str], ...] = (
@@ -226,20 +227,6 @@ def describe(folder: Folder) -> str:
     return (f"`{folder.path.parent.name}/{folder.path.name}/` ({kind}): {folder.users} users, {folder.days:g} days, "
             f"{folder.replicates} replicate{plural} per ranker, {folder.runs} runs{wall}, revision `{folder.revision}`"
             + changes_text(folder.changes))
-
-
-def changes_text(changes: Iterable[str], shown: int = 5) -> str:
-    """" with uncommitted changes to `a.toml`, `b.py`" (the first ``shown`` files, then how many
-    more), "" for none: what a batch run from an edited checkout says beside its revision.
-
-    >>> changes_text(["a.toml"]), changes_text([]), changes_text(["a", "b", "c"], shown=2)
-    (' with uncommitted changes to `a.toml`', '', ' with uncommitted changes to `a`, `b` and 1 more')
-    """
-    changes = list(changes)
-    if not changes:
-        return ""
-    more = f" and {len(changes) - shown} more" if len(changes) > shown else ""
-    return " with uncommitted changes to " + ", ".join(f"`{path}`" for path in changes[:shown]) + more
 
 
 def _command(folder: Folder) -> str:

@@ -591,8 +591,8 @@ def test_the_manifest_records_uncommitted_changes_and_a_resume_with_others_says_
     monkeypatch.setattr(runner, "git_changes", lambda: ["sim/model/behavior.py"])
     Runner(exp, out, jobs=1, progress=lines.append).run(keys[:1])  # other changes: kept, with a warning
     assert first.stat().st_mtime_ns == written
-    assert any("was started with uncommitted changes to experiments/x.toml, this checkout has them to "
-               "sim/model/behavior.py" in line and "--force" in line for line in lines)
+    assert any("was started with uncommitted changes to `experiments/x.toml`, this checkout has them to "
+               "`sim/model/behavior.py`" in line and "--force" in line for line in lines)
     assert json.loads((out / "manifest.json").read_text())["git_changes"] == ["experiments/x.toml",
                                                                                "sim/model/behavior.py"]
     monkeypatch.setattr(runner, "git_changes", lambda: [])

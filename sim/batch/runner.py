@@ -160,8 +160,11 @@ class Runner:
         (self.out / "runs").mkdir(exist_ok=True)
         if old is not None:
             if other_changes:
+                from sim.report.formatting import fmt_paths  # sim.report loads matplotlib: only here
+
                 self.progress(f"warning: {self.out} was started with uncommitted changes to "
-                              f"{_listed(started_changes)}, this checkout has them to {_listed(changes)}: "
+                              f"{fmt_paths(started_changes, shown=3)}, this checkout has them to "
+                              f"{fmt_paths(changes, shown=3)}: "
                               "finished runs are kept and the manifest lists both (to rerun them all: --force)")
                 old["git_changes"] = sorted(set(started_changes) | set(changes))
             if other_revision:
@@ -381,11 +384,6 @@ def git_changes(checkout: Path | None = None) -> list[str] | None:
                 i += 1  # the old path of a rename or copy
         i += 1
     return sorted(paths)
-
-
-def _listed(paths: list[str], shown: int = 3) -> str:
-    """"a, b, c, ..." or "no files"."""
-    return ", ".join(paths[:shown]) + (", ..." if len(paths) > shown else "") if paths else "no files"
 
 
 def _versions() -> dict[str, str]:

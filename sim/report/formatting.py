@@ -3,6 +3,8 @@ and the report's markdown tables."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 
@@ -65,6 +67,27 @@ def fmt_metric(value: float, kind: str, signed: bool = False) -> str:
     if kind == "min":
         return f"{sign}{fmt_num(value, 1)} min"
     return sign + fmt_num(value, 2)
+
+
+def fmt_paths(paths: Iterable[str], shown: int = 5) -> str:
+    """Files as a sentence names them: "`a.toml`, `b.py` and 3 more" (the first ``shown``), or
+    "no files".
+
+    >>> fmt_paths(["a.toml"]), fmt_paths([]), fmt_paths(["a", "b", "c"], shown=2)
+    ('`a.toml`', 'no files', '`a`, `b` and 1 more')
+    """
+    paths = list(paths)
+    if not paths:
+        return "no files"
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(f"`{path}`" for path in paths[:shown]) + more
+
+
+def changes_text(changes: Iterable[str]) -> str:
+    """" with uncommitted changes to `a.toml`, `b.py`", or "" for none: what a batch run from an
+    edited checkout says beside its revision (the manifest's ``git_changes``)."""
+    changes = list(changes)
+    return f" with uncommitted changes to {fmt_paths(changes)}" if changes else ""
 
 
 def no_interval(n: int) -> str:

@@ -24,7 +24,7 @@ from sim.analysis.tables import (
 )
 from sim.report.claims import claims_section
 from sim.report.figures.style import Context
-from sim.report.formatting import fmt_metric, fmt_pct, md_table, no_interval
+from sim.report.formatting import changes_text, fmt_metric, fmt_pct, md_table, no_interval
 from sim.report.measures import measures_section
 from sim.report.selection import reference_point, reference_values
 
@@ -180,8 +180,6 @@ def _setup_rows(manifest: dict[str, Any], ctx: Context, runs: pa.Table) -> list[
 
 def _changes(manifest: dict[str, Any]) -> str:
     """" with uncommitted changes to `a.toml`" where the batch ran from an edited checkout."""
-    from sim.docs import changes_text
-
     return changes_text(manifest.get("git_changes") or [])
 
 
