@@ -262,7 +262,9 @@ def folder_section(folder: Folder) -> str:
         lines += ["", "Calibration table (`python -m sim.analysis.calibrate`):", "", *body]
     claims = folder.path / "claims.parquet"
     if claims.exists():
-        lines += ["", "Claims (`claims.parquet`):", "", *_plain_table(pq.read_table(claims).to_pydict())]
+        table = pq.read_table(claims)
+        lines += ["", "Claims (`claims.parquet`): none declared."] if table.num_rows == 0 else \
+            ["", "Claims (`claims.parquet`):", "", *_plain_table(table.to_pydict())]
     meanings = [(m, meaning(m)) for m in folder.highlights if meaning(m)]
     if meanings:
         lines += ["", *[f"- `{m}`: {text}" for m, text in meanings]]

@@ -216,6 +216,7 @@ def test_generator_tables_a_results_folder(tiny_results: Path, monkeypatch: pyte
     assert results.count("| n = 2: no interval |") == 2 * (2 * 2)
     assert results.count("(n = 2: no interval)") == 2 * 2
     assert "| `account.seller.views` | content |" in results
+    assert results.count("Claims (`claims.parquet`): none declared.") == 2  # not a table of no rows
     # The band table: the content ranker's runs of the full folder against the calibration's bands.
     runs = pq.read_table(root / "results" / "tiny" / "runs.parquet").to_pydict()
     content = [i for i, r in enumerate(runs["ranker"]) if r == "content"]
