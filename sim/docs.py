@@ -186,10 +186,27 @@ def number(metric: str, value: Any) -> str:
     return f"{v:.3g}" if abs(v) >= 0.001 else f"{v:.2e}"
 
 
-def _interval(metric: str, n: int, low: Any, high: Any, paren: bool = False) -> str:
+def difference(metric: str, value: Any) -> str:
+    """A paired difference: signed, and a difference of shares in percentage points (a difference
+    of two shares is not a share).
+
+    >>> difference("focal_reach_share", 0.599), difference("like_rate", -0.0132), difference("focal_views", 12.5)
+    ('+59.9 pp', '-1.32 pp', '+12.5')
+    """
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    v = float(value)
+    sign = "+" if v > 0 else ""
+    if _is_share(metric) and abs(v) <= 1.0:
+        return f"{sign}{100 * v:.3g} pp"
+    return sign + number(metric, v)
+
+
+def _interval(metric: str, n: int, low: Any, high: Any, paren: bool = False, diff: bool = False) -> str:
     if n < MIN_REPLICATES_FOR_CI or low is None or high is None:
         return f"(n = {n}: no interval)" if paren else f"n = {n}: no interval"
-    return f"[{number(metric, low)}, {number(metric, high)}]"
+    write = difference if diff else number
+    return f"[{write(metric, low)}, {write(metric, high)}]"
 
 
 def _points(summary: dict[str, list[Any]]) -> list[str]:
@@ -250,8 +267,8 @@ def folder_section(folder: Folder) -> str:
             continue
         for i in idx:
             diff = "—" if s["diff_mean"][i] is None else (
-                f"{number(metric, s['diff_mean'][i])} "
-                + _interval(metric, s["n"][i], s["diff_ci_low"][i], s["diff_ci_high"][i], paren=True))
+                f"{difference(metric, s['diff_mean'][i])} "
+                + _interval(metric, s["n"][i], s["diff_ci_low"][i], s["diff_ci_high"][i], paren=True, diff=True))
             lines.append(
                 f"| `{metric}` | {s['ranker'][i]} |" + (f" {labels[i]} |" if sweep else "")
                 + f" {number(metric, s['median'][i])} | {number(metric, s['mean'][i])} | "

@@ -371,3 +371,9 @@ def test_number_formats() -> None:
     assert docs.number("sounds.named.top_decile_via_others", 0.75) == "75%"
     assert docs.number("focal_sellout_hours", None) == "—"
     assert docs.number("focal_sellout_hours", float("nan")) == "—"
+    # A paired difference is signed, and a difference of two shares is in percentage points.
+    assert docs.difference("focal_reach_share", 0.599) == "+59.9 pp"
+    assert docs.difference("like_rate", -0.0132) == "-1.32 pp"
+    assert docs.difference("focal_reach_ratio", 3425.2) == "+3,425"
+    assert docs.difference("focal_views", 0.0) == "0"
+    assert docs.difference("focal_reach_share", None) == "—"
