@@ -210,11 +210,21 @@ def _interval(metric: str, n: int, low: Any, high: Any, paren: bool = False, dif
 
 
 def _points(summary: dict[str, list[Any]]) -> list[str]:
-    """A label per summary row: the sweep values that vary between points ("" without a sweep)."""
+    """A label per summary row: the sweep values that vary between points ("" without a sweep).
+
+    >>> _points({"metric": ["a", "a"], "sweep_world_users": [200000, 2000000], "sweep_x": [0.25, 0.25]})
+    ['world_users=200,000', 'world_users=2,000,000']
+    """
     rows = len(summary.get("metric", []))
     columns = [c for c in summary if c.startswith("sweep_") and len(set(map(str, summary[c]))) > 1]
-    return [", ".join(f"{c[len('sweep_'):]}={summary[c][i]:g}" if isinstance(summary[c][i], float)
-                      else f"{c[len('sweep_'):]}={summary[c][i]}" for c in columns) for i in range(rows)]
+    return [", ".join(f"{c[len('sweep_'):]}={_sweep_value(summary[c][i])}" for c in columns) for i in range(rows)]
+
+
+def _sweep_value(value: Any) -> str:
+    """A sweep value as a table cell: 0.25, 2,000,000, or the value as written."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
 def _rows(folder: Folder, metric: str) -> list[int]:
