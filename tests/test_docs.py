@@ -377,3 +377,14 @@ def test_number_formats() -> None:
     assert docs.difference("focal_reach_ratio", 3425.2) == "+3,425"
     assert docs.difference("focal_views", 0.0) == "0"
     assert docs.difference("focal_reach_share", None) == "—"
+
+
+def test_docstring_examples_hold() -> None:
+    """The examples in the docstrings of the docs generator and the report's formatting run as written."""
+    import doctest
+
+    from sim.report import formatting
+
+    for module in (docs, formatting):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
